@@ -1,0 +1,32 @@
+# Everything runs from a local virtualenv that these targets create on first use,
+# so a machine with only Python 3.11+ and make is enough.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+CONFIG ?= config.toml
+
+# Demo secret for the shipped example provider; real deployments set their own.
+export ERP_MODELO_SECRET ?= demo-only-erp-modelo-secret
+
+.PHONY: run test bench install clean check
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/apihub demo --config $(CONFIG)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+check: $(STAMP)
+	$(BIN)/apihub catalogue check catalogue
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,195 @@
+"""The example provider 'erp-modelo': a school ERP answering the shipped
+example actions with realistic, deterministic data.
+
+It checks what a real provider should: the `secret` in the body, and the
+X-Hub-Signature over the exact bytes (rejecting replays older than 5 min).
+Used by `make run`, the README, the tests and the benchmarks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import random
+import time
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+MAX_SKEW_S = 300
+
+SECRET = web.AppKey("secret", str)
+
+SUBJECTS = [
+    ("MAT", "Matemática"), ("POR", "Língua Portuguesa"), ("HIS", "História"), ("GEO", "Geografia"),
+    ("CIE", "Ciências"), ("ING", "Inglês"), ("ART", "Artes"), ("EDF", "Educação Física"),
+]
+EVENT_KINDS = ["class", "exam", "holiday", "meeting", "event"]
+EVENT_TITLES = {
+    "class": "Aula de {subject}", "exam": "Prova de {subject}", "holiday": "Feriado escolar",
+    "meeting": "Reunião de pais e mestres", "event": "Feira de ciências",
+}
+
+
+def verify_signature(header: str | None, body: bytes, secret: str, now: float | None = None) -> bool:
+    """What every provider should do with X-Hub-Signature (see the README)."""
+    if not header:
+        return False
+    try:
+        fields = dict(part.split("=", 1) for part in header.split(","))
+        timestamp = int(fields["t"])
+        given = fields["v1"]
+    except (ValueError, KeyError):
+        return False
+    if abs((now or time.time()) - timestamp) > MAX_SKEW_S:
+        return False  # a replay, or a clock far off
+    expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, given)
+
+
+def _rng(*parts: Any) -> random.Random:
+    return random.Random(hashlib.sha256(repr(parts).encode()).digest())
+
+
+def calendar_events(entity_id: str, start: date, end: date, limit: int, kinds: list[str] | None = None,
+                    tz: str = "-03:00") -> list[dict[str, Any]]:
+    rng = _rng("calendar", entity_id, start.isoformat(), end.isoformat())
+    events = []
+    day = start
+    while day <= end and len(events) < limit:
+        if day.weekday() < 5:
+            for slot in range(rng.randint(1, 3)):
+                kind = rng.choices(EVENT_KINDS, weights=[70, 10, 3, 7, 10])[0]
+                if kinds and kind not in kinds:
+                    continue
+                subject = rng.choice(SUBJECTS)[1]
+                begin = datetime(day.year, day.month, day.day, 7 + slot * 2, 30)
+                all_day = kind == "holiday"
+                event: dict[str, Any] = {
+                    "id": f"evt-{entity_id}-{day.isoformat()}-{slot}",
+                    "title": EVENT_TITLES[kind].format(subject=subject),
+                    "kind": kind,
+                    "start": begin.isoformat() + tz,
+                    "end": (begin + timedelta(minutes=50)).isoformat() + tz,
+                    "allDay": all_day,
+                }
+                if not all_day:
+                    event["location"] = f"Sala {rng.randint(1, 24)}"
+                events.append(event)
+                if len(events) >= limit:
+                    break
+        day += timedelta(days=1)
+    return events
+
+
+async def calendar(request: web.Request, body: dict[str, Any]) -> dict[str, Any]:
+    data = body["data"]
+    version = body["context"]["version"]
+    start = date.fromisoformat(data["from"])
+    end = date.fromisoformat(data["to"])
+    limit = data.get("limit", 100)
+    if version == 1:
+        events = calendar_events(data["entity"]["id"], start, end, limit)
+        for event in events:
+            event["category"] = event.pop("kind")
+        return {"data": {"events": events}}
+    offset = int(data.get("cursor") or 0)
+    events = calendar_events(data["entity"]["id"], start, end, offset + limit + 1, data.get("kinds"))
+    page = events[offset:offset + limit]
+    more = len(events) > offset + limit
+    return {"data": {"events": page, "timezone": data.get("timezone", "America/Sao_Paulo"),
+                     "nextCursor": str(offset + limit) if more else None}}
+
+
+async def grades(request: web.Request, body: dict[str, Any]) -> dict[str, Any]:
+    data = body["data"]
+    student = data["studentId"]
+    rng = _rng("grades", student, data["schoolYear"])
+    terms = [data["term"]] if "term" in data else [1, 2, 3]
+    rows = []
+    for term in terms:
+        for code, name in SUBJECTS:
+            published = term <= 2
+            score = round(rng.uniform(4.0, 10.0), 1) if published else None
+            rows.append({
+                "subject": {"code": code, "name": name},
+                "term": term,
+                "score": score,
+                "teacher": rng.choice(["Ana Souza", "Bruno Lima", "Carla Dias", "Diego Alves"]),
+                "publishedAt": f"{data['schoolYear']}-{3 + term * 3:02d}-15T18:00:00Z" if published else None,
+            })
+    scores = [r["score"] for r in rows if r["score"] is not None]
+    return {"data": {
+        "student": {"id": student, "name": "Estudante " + student.upper()},
+        "schoolYear": data["schoolYear"],
+        "grades": rows,
+        "average": round(sum(scores) / len(scores), 2) if scores else None,
+    }}
+
+
+async def payables(request: web.Request, body: dict[str, Any]) -> dict[str, Any]:
+    data = body["data"]
+    rng = _rng("payables", data["guardianId"])
+    wanted = data.get("status", "all")
+    items = []
+    for month in range(1, 13):
+        status = "paid" if month < 6 else "overdue" if month == 6 else "open"
+        if wanted != "all" and status != wanted:
+            continue
+        item: dict[str, Any] = {
+            "id": f"pay-{data['guardianId']}-2026-{month:02d}",
+            "description": f"Mensalidade {month:02d}/2026",
+            "amount": {"value": 185000 + rng.randint(0, 4) * 500, "currency": "BRL"},
+            "dueDate": f"2026-{month:02d}-10",
+            "status": status,
+            "paidAt": f"2026-{month:02d}-0{rng.randint(1, 9)}T12:00:00Z" if status == "paid" else None,
+        }
+        if status != "paid":
+            item["paymentUrl"] = f"https://pay.example.org/b/{item['id']}"
+        items.append(item)
+    items = items[: data.get("limit", 50)]
+    return {"data": {"payables": items, "total": sum(i["amount"]["value"] for i in items)}}
+
+
+def _endpoint(answer: Any) -> Any:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        secret = request.app[SECRET]
+        if not verify_signature(request.headers.get("X-Hub-Signature"), raw, secret):
+            return web.json_response({"error": "bad or missing X-Hub-Signature"}, status=401)
+        body = orjson.loads(raw)
+        if not hmac.compare_digest(str(body.get("secret", "")), secret):
+            return web.json_response({"error": "wrong secret"}, status=401)
+        result = await answer(request, body)
+        return web.Response(body=orjson.dumps(result), content_type="application/json")
+
+    return handler
+
+
+async def healthz(request: web.Request) -> web.StreamResponse:
+    return web.json_response({"status": "ok"})
+
+
+def create_app(secret: str) -> web.Application:
+    app = web.Application()
+    app[SECRET] = secret
+    app.router.add_post("/v1/layers/actions/calendar", _endpoint(calendar))
+    app.router.add_post("/v1/gradebook/grades", _endpoint(grades))
+    app.router.add_post("/v1/payables/list", _endpoint(payables))
+    app.router.add_get("/healthz", healthz)
+    return app
+
+
+def run(host: str, port: int, *, secret_env: str = "ERP_MODELO_SECRET") -> None:
+    secret = os.environ.get(secret_env)
+    if not secret:
+        raise SystemExit(f"apihub example-provider: set {secret_env} to the secret in its manifest")
+    try:
+        import uvloop
+        uvloop.install()
+    except ImportError:  # pragma: no cover
+        pass
+    web.run_app(create_app(secret), host=host, port=port, access_log=None, print=None)

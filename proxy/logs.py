@@ -1,0 +1,62 @@
+"""structlog set-up: JSON lines in production, a readable console in dev.
+
+Configured once per process. The processors are few on purpose: this runs
+once per call on the hot path. Exceptions are rendered as plain tracebacks,
+never with local variables (they would hold tokens, secrets and bodies).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any, TextIO
+
+import orjson
+import structlog
+import structlog.tracebacks
+
+from .config import LogConfig
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+
+def _orjson_dumps(event: Any, **_: Any) -> str:
+    return orjson.dumps(event, default=repr).decode()
+
+
+def configure_logging(config: LogConfig, stream: TextIO | None = None) -> None:
+    stream = stream or sys.stdout
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    if config.format == "json":
+        processors = [
+            *shared,
+            structlog.processors.ExceptionRenderer(
+                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+            ),
+            structlog.processors.JSONRenderer(serializer=_orjson_dumps),
+        ]
+    else:
+        processors = [
+            *shared,
+            structlog.dev.ConsoleRenderer(
+                colors=stream.isatty(),
+                exception_formatter=structlog.dev.plain_traceback,
+            ),
+        ]
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[config.level]),
+        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        cache_logger_on_first_use=True,
+    )
+    # Libraries that log through the stdlib (aiohttp, redis) go to stderr at
+    # warning and above; their records never carry request bodies.
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, force=True)
+
+
+def get_logger(name: str) -> Any:
+    return structlog.get_logger(name)

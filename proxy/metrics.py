@@ -1,0 +1,76 @@
+"""Prometheus metrics of one worker, in a registry owned by the app.
+
+Label children are cached so a call costs a few dict lookups and
+increments. Labels only ever hold names the catalogue or the registry
+already know, never what a consumer typed, so cardinality stays bounded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from .guards import BreakerState
+
+_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_BREAKER_VALUE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self._requests = Counter(
+            "apihub_requests", "Calls answered, by action, provider and outcome (ok or the error code)",
+            ("route", "action", "provider", "outcome"), registry=r)
+        self._latency = Histogram(
+            "apihub_request_duration_seconds", "Time from request to answer, in the hub",
+            ("route", "action", "provider"), buckets=_BUCKETS, registry=r)
+        self._upstream = Histogram(
+            "apihub_upstream_duration_seconds", "Time the provider took to answer",
+            ("action", "provider"), buckets=_BUCKETS, registry=r)
+        self._violations = Counter(
+            "apihub_validation_failures", "Payloads that failed their schema",
+            ("action", "provider", "side", "mode"), registry=r)
+        self._breaker = Gauge(
+            "apihub_breaker_state", "Circuit breaker per provider: 0 closed, 1 half-open, 2 open",
+            ("provider",), registry=r)
+        self._transitions = Counter(
+            "apihub_breaker_transitions", "Circuit breaker state changes", ("provider", "to"), registry=r)
+        self.in_flight = Gauge("apihub_in_flight_requests", "Requests being handled", registry=r)
+        self.catalogue_generation = Gauge(
+            "apihub_catalogue_generation", "Generation of the catalogue in use", registry=r)
+        self.catalogue_actions = Gauge("apihub_catalogue_actions", "Actions in the catalogue", registry=r)
+        self._reloads = Counter("apihub_reloads", "Catalogue reloads by result", ("result",), registry=r)
+        self._children: dict[tuple[Any, ...], Any] = {}
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (id(metric), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    def observe_call(self, route: str, action: str, provider: str, outcome: str, seconds: float) -> None:
+        self._child(self._requests, route, action, provider, outcome).inc()
+        self._child(self._latency, route, action, provider).observe(seconds)
+
+    def observe_upstream(self, action: str, provider: str, seconds: float) -> None:
+        self._child(self._upstream, action, provider).observe(seconds)
+
+    def violation(self, action: str, provider: str, side: str, mode: str) -> None:
+        self._child(self._violations, action, provider, side, mode).inc()
+
+    def breaker_changed(self, provider: str, new: BreakerState) -> None:
+        self._child(self._breaker, provider).set(_BREAKER_VALUE[new])
+        self._child(self._transitions, provider, new.value).inc()
+
+    def reloaded(self, ok: bool) -> None:
+        self._child(self._reloads, "ok" if ok else "error").inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

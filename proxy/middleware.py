@@ -1,0 +1,128 @@
+"""The one boundary where errors become problem+json, every response gets
+its X-Request-Id, and each call leaves one access line and its metrics.
+
+Handlers raise HubErrors and never build error responses themselves.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from .errors import (
+    BadRequest,
+    HubError,
+    InternalError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    RequestTimeout,
+    problem_response,
+)
+from .logs import get_logger
+
+access_log = get_logger("apihub.access")
+error_log = get_logger("apihub.error")
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+# Polled by load balancers and scrapers: their access lines are debug only.
+_QUIET_ROUTES = frozenset({"healthz", "metrics"})
+
+
+@dataclass(slots=True)
+class CallRecord:
+    """What the access line says about one request; filled in step by step."""
+
+    request_id: str
+    route: str = "-"
+    action: str = ""
+    version: int | None = None
+    provider: str = ""
+    community: str = ""
+    requester: str = ""
+    bytes_in: int = 0
+    bytes_up: int = 0
+    upstream_ms: float | None = None
+
+
+RECORD = web.RequestKey("record", CallRecord)
+
+
+def request_id_of(request: web.BaseRequest) -> str:
+    incoming = request.headers.get("X-Request-Id")
+    if incoming is not None and _REQUEST_ID.fullmatch(incoming):
+        return incoming
+    return uuid.uuid4().hex
+
+
+def _from_http_exception(exc: web.HTTPException) -> HubError:
+    if isinstance(exc, web.HTTPNotFound):
+        return NotFound("no such endpoint")
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        return MethodNotAllowed(
+            f"method {exc.method} is not allowed here",
+            extra={"allow": sorted(exc.allowed_methods)},
+        )
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return PayloadTooLarge("body is over the size limit")
+    if isinstance(exc, web.HTTPRequestTimeout):
+        return RequestTimeout("request not received in time")
+    if 400 <= exc.status < 500:
+        return BadRequest(exc.reason or "bad request")
+    return InternalError(exc.reason or "error")
+
+
+def make_middleware(metrics: Any) -> Any:
+    @web.middleware
+    async def hub_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        record = CallRecord(request_id_of(request))
+        resource = request.match_info.route.name
+        if resource:
+            record.route = resource
+        request[RECORD] = record
+        metrics.in_flight.inc()
+        try:
+            response = await handler(request)
+            code = "ok"
+        except HubError as exc:
+            response, code = problem_response(exc, record.request_id), exc.code
+        except web.HTTPException as exc:
+            error = _from_http_exception(exc)
+            response, code = problem_response(error, record.request_id), error.code
+        except Exception:
+            error_log.exception("unhandled_error", requestId=record.request_id, route=record.route)
+            error = InternalError("the hub failed to handle this request; the incident is logged")
+            response, code = problem_response(error, record.request_id), error.code
+        finally:
+            metrics.in_flight.dec()
+        response.headers["X-Request-Id"] = record.request_id
+        elapsed = time.perf_counter() - started
+        metrics.observe_call(record.route, record.action, record.provider, code, elapsed)
+        log = access_log.debug if record.route in _QUIET_ROUTES else access_log.info
+        log(
+            "access",
+            requestId=record.request_id,
+            method=request.method,
+            route=record.route,
+            action=record.action or None,
+            version=record.version,
+            provider=record.provider or None,
+            community=record.community or None,
+            requester=record.requester or None,
+            status=response.status,
+            code=code,
+            ms=round(elapsed * 1000, 2),
+            upstreamMs=None if record.upstream_ms is None else round(record.upstream_ms, 2),
+            bytesIn=record.bytes_in,
+            bytesOut=response.content_length or 0,
+        )
+        return response
+
+    return hub_middleware
