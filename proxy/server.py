@@ -60,6 +60,23 @@ def runner_for(app: web.Application, config: Config) -> web.AppRunner:
     )
 
 
+async def start_admin(app: web.Application, config: Config) -> web.AppRunner | None:
+    if not config.admin.enabled:
+        return None
+    from .admin import create_admin_app
+
+    hub = app[HUB]
+    if not config.admin.token_sha256:
+        log.warning("admin_token_missing", detail="every admin call will answer 401")
+    runner = runner_for(create_admin_app(hub), config)
+    await runner.setup()
+    site = web.TCPSite(runner, config.admin.host, config.admin.port,
+                       reuse_port=config.server.workers != 1)
+    await site.start()
+    log.info("admin_listening", address=site.name)
+    return runner
+
+
 async def serve_app(
     app: web.Application,
     config: Config,
@@ -71,6 +88,7 @@ async def serve_app(
     hub = app[HUB]
     runner = runner_for(app, config)
     await runner.setup()
+    admin_runner: web.AppRunner | None = None
     try:
         if sock is not None:
             site: web.BaseSite = web.SockSite(runner, sock)
@@ -80,6 +98,7 @@ async def serve_app(
                 reuse_port=config.server.workers != 1, backlog=1024,
             )
         await site.start()
+        admin_runner = await start_admin(app, config)
         log.info(
             "listening", address=site.name, actions=len(hub.catalogue.actions),
             generation=hub.catalogue.generation, uvloop=uvloop,
@@ -106,6 +125,8 @@ async def serve_app(
         for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
     finally:
+        if admin_runner is not None:
+            await admin_runner.cleanup()
         # Stops listening, waits for calls in flight (up to the grace period),
         # then closes the client session in the cleanup context.
         await runner.cleanup()
