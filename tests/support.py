@@ -170,11 +170,12 @@ def write_config_file(path: Path, catalogue: Path, port: int, **sections: dict[s
 def start_hub_process(config_path: Path, log_path: Path, env: dict[str, str] | None = None,
                       args: tuple[str, ...] = ("serve",)) -> subprocess.Popen[bytes]:
     full_env = {**os.environ, **(env or {})}
-    log = open(log_path, "wb")  # noqa: SIM115 - closed by the OS with the child
-    return subprocess.Popen(
-        [sys.executable, "-m", "proxy", *args, "--config", str(config_path)],
-        stdout=log, stderr=subprocess.STDOUT, env=full_env, cwd=ROOT,
-    )
+    # The child keeps its own copy of the descriptor; ours closes at once.
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "proxy", *args, "--config", str(config_path)],
+            stdout=log, stderr=subprocess.STDOUT, env=full_env, cwd=ROOT,
+        )
 
 
 def wait_ready(url: str, proc: subprocess.Popen[bytes] | None = None, timeout_s: float = 20.0) -> None:
