@@ -21,6 +21,7 @@ A schema without ``$schema`` is draft-07.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -200,21 +201,25 @@ def compile_schema(schema: Any) -> tuple[Validator, str]:
     explainer = draft.meta(schema, format_checker=_format_checker(draft))
     if draft.generator is None:
         return _reference_validator(explainer), draft.name
-    definition = schema
-    if isinstance(schema, dict) and "$schema" not in schema:
+    # A copy: fastjsonschema rewrites `$ref`s in place while it compiles.
+    definition = copy.deepcopy(schema)
+    if isinstance(definition, dict) and "$schema" not in definition:
         # fastjsonschema would otherwise pick its newest generator.
-        definition = {"$schema": DRAFT_07, **schema}
+        definition = {"$schema": DRAFT_07, **definition}
     try:
         decide = fastjsonschema.compile(
             definition,
             handlers=_NO_REMOTE,
             use_default=False,  # validation must never change what is forwarded
-            detailed_exceptions=False,
+            # Details only cost on failure; without them 2.22 cannot compile `const`.
+            detailed_exceptions=True,
         )
-    except fastjsonschema.JsonSchemaDefinitionException as exc:
-        raise SchemaError("", f"cannot be compiled: {exc}") from None
     except RecursionError:
         raise SchemaError("", "too deeply nested to compile") from None
+    except SchemaError:
+        raise
+    except Exception as exc:  # fastjsonschema has crashed with KeyError and friends
+        raise SchemaError("", f"cannot be compiled: {type(exc).__name__}: {exc}") from None
     return _fast_validator(decide, explainer), draft.name
 
 
