@@ -27,11 +27,11 @@ def _config(path: str | None) -> Config:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from .logs import configure_logging
-    from .server import run_worker
+    from .server import run
 
     config = _config(args.config)
     configure_logging(config.log)
-    return run_worker(config)
+    return run(config)
 
 
 def cmd_token_new(args: argparse.Namespace) -> int:

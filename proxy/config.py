@@ -28,8 +28,8 @@ class ConfigError(Exception):
 class ServerConfig:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
-    # 0 means one worker per CPU.
-    workers: int = 1
+    # 0 means one worker per CPU (proxy/workers.py).
+    workers: int = 0
     shutdown_grace_s: float = 30.0
     header_timeout_ms: int = 10_000
     body_timeout_ms: int = 30_000

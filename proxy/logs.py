@@ -24,8 +24,15 @@ def _orjson_dumps(event: Any, **_: Any) -> str:
     return orjson.dumps(event, default=repr).decode()
 
 
+def _orjson_bytes(event: Any, **_: Any) -> bytes:
+    return orjson.dumps(event, default=repr)
+
+
 def configure_logging(config: LogConfig, stream: TextIO | None = None) -> None:
     stream = stream or sys.stdout
+    # JSON lines go out as bytes, each line in one write(): no str round trip,
+    # and lines of several worker processes sharing stdout never interleave.
+    binary = config.format == "json" and hasattr(stream, "buffer")
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -37,7 +44,7 @@ def configure_logging(config: LogConfig, stream: TextIO | None = None) -> None:
             structlog.processors.ExceptionRenderer(
                 structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
             ),
-            structlog.processors.JSONRenderer(serializer=_orjson_dumps),
+            structlog.processors.JSONRenderer(serializer=_orjson_bytes if binary else _orjson_dumps),
         ]
     else:
         processors = [
@@ -50,7 +57,8 @@ def configure_logging(config: LogConfig, stream: TextIO | None = None) -> None:
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[config.level]),
-        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        logger_factory=(structlog.BytesLoggerFactory(file=stream.buffer) if binary
+                        else structlog.PrintLoggerFactory(file=stream)),
         cache_logger_on_first_use=True,
     )
     # Libraries that log through the stdlib (aiohttp, redis) go to stderr at

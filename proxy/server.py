@@ -34,10 +34,21 @@ def use_uvloop() -> bool:
     return True
 
 
+def run(config: Config) -> int:
+    """`apihub serve`: one worker in this process, or a supervisor of several."""
+    from .workers import supervise, worker_count
+
+    if worker_count(config.server.workers) == 1:
+        return run_worker(config)
+    return supervise(config)
+
+
 def run_worker(config: Config, *, sock: socket.socket | None = None) -> int:
     """Serve until SIGTERM/SIGINT. Returns the process exit code."""
+    from .registry.redis import open_registry
+
     try:
-        app = create_app(config)
+        app = create_app(config, registry=open_registry(config))
     except CatalogueError as exc:
         for problem in exc.problems:
             print(f"apihub: catalogue error: {problem}", file=sys.stderr)
