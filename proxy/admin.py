@@ -12,6 +12,7 @@ import hmac
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from . import conformance
 from .errors import Unauthenticated
 from .hub import HUB, Hub
 from .middleware import make_middleware
@@ -41,4 +42,5 @@ def create_admin_app(hub: Hub) -> web.Application:
         client_max_size=hub.config.limits.max_request_bytes,
     )
     app[HUB] = hub
+    app.router.add_get("/admin/v1/conformance", conformance.handler, name="conformance")
     return app

@@ -10,8 +10,10 @@ import orjson
 from aiohttp import web
 
 from . import call
+from . import fanout
 from .catalogue import SchemaCompiler
 from .config import Config
+from .conformance import Conformance
 from .forward import Upstream
 from .guards import BreakerState, Guards
 from .hub import HUB, Hub, load_snapshot
@@ -51,6 +53,7 @@ def create_app(
         compiler=compiler,
         shared_registry=registry is not None,
     )
+    hub.observers.append(Conformance(metrics.registry))
     metrics.catalogue_generation.set(snapshot.catalogue.generation)
     metrics.catalogue_actions.set(len(snapshot.catalogue.actions))
     for warning in snapshot.catalogue.warnings:
@@ -63,6 +66,7 @@ def create_app(
     app[HUB] = hub
     app.cleanup_ctx.append(_upstream_ctx)
     app.router.add_post("/v1/services/call/{action}/{provider}", call.call, name="call")
+    app.router.add_post("/v1/services/call/{action}", fanout.fanout, name="fanout")
     app.router.add_get("/v1/services/discover/{action}", call.discover, name="discover")
     app.router.add_get("/healthz", healthz, name="healthz")
     app.router.add_get("/metrics", metrics_handler, name="metrics")
