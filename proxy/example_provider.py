@@ -154,6 +154,64 @@ async def payables(request: web.Request, body: dict[str, Any]) -> dict[str, Any]
     return {"data": {"payables": items, "total": sum(i["amount"]["value"] for i in items)}}
 
 
+ABSENCE_KINDS = ["absent", "late", "early_leave"]
+JUSTIFICATIONS = ["illness", "medical_appointment", "family", "transport", "other"]
+
+
+async def absences(request: web.Request, body: dict[str, Any]) -> dict[str, Any]:
+    """@layers:Attendance:getAbsences (catalogue/openapi/attendance.yaml)."""
+    data = body["data"]
+    student = data["studentId"]
+    start = date.fromisoformat(data["from"])
+    end = min(date.fromisoformat(data["to"]), start + timedelta(days=366))
+    include_justified = data.get("includeJustified", True)
+    rng = _rng("attendance", student, start.isoformat(), end.isoformat())
+    rows: list[dict[str, Any]] = []
+    school_days = 0
+    day = start
+    while day <= end:
+        if day.weekday() < 5:
+            school_days += 1
+            if rng.random() < 0.12:
+                kind = rng.choices(ABSENCE_KINDS, weights=[60, 30, 10])[0]
+                code, subject = rng.choice(SUBJECTS)
+                justified = rng.random() < 0.5
+                justification = None
+                if justified:
+                    justification = {
+                        "reason": rng.choice(JUSTIFICATIONS),
+                        "note": "Atestado entregue na secretaria" if rng.random() < 0.4 else None,
+                        "accepted": rng.random() < 0.85,
+                        "submittedAt": f"{(day + timedelta(days=1)).isoformat()}T09:15:00Z",
+                    }
+                rows.append({
+                    "id": f"abs-{student}-{day.isoformat()}",
+                    "date": day.isoformat(),
+                    "period": rng.randint(1, 6),
+                    "kind": kind,
+                    "subject": {"code": code, "name": subject},
+                    "minutesLate": None if kind == "absent" else rng.choice([5, 10, 15, 20, 30]),
+                    "justification": justification,
+                })
+        day += timedelta(days=1)
+    periods = school_days * 6
+    missed = sum(1 for r in rows if r["kind"] == "absent")
+    totals = {
+        "absences": missed,
+        "lateArrivals": sum(1 for r in rows if r["kind"] == "late"),
+        "earlyLeaves": sum(1 for r in rows if r["kind"] == "early_leave"),
+        "schoolDays": school_days,
+        "attendanceRate": round(1 - missed / periods, 4) if periods else 1.0,
+    }
+    if not include_justified:
+        rows = [r for r in rows if not (r["justification"] and r["justification"]["accepted"])]
+    return {"data": {
+        "student": {"id": student, "name": "Estudante " + student.upper(), "classId": "7A"},
+        "absences": rows,
+        "totals": totals,
+    }}
+
+
 def _endpoint(answer: Any) -> Any:
     async def handler(request: web.Request) -> web.StreamResponse:
         raw = await request.read()
@@ -179,6 +237,7 @@ def create_app(secret: str) -> web.Application:
     app.router.add_post("/v1/layers/actions/calendar", _endpoint(calendar))
     app.router.add_post("/v1/gradebook/grades", _endpoint(grades))
     app.router.add_post("/v1/payables/list", _endpoint(payables))
+    app.router.add_post("/v1/attendance/absences", _endpoint(absences))
     app.router.add_get("/healthz", healthz)
     return app
 
