@@ -65,6 +65,10 @@ def create_app(
     )
     app[HUB] = hub
     app.cleanup_ctx.append(_upstream_ctx)
+    # A shared registry (redis) opens its connection pool and subscriber here.
+    registry_lifetime = getattr(registry, "cleanup_ctx", None)
+    if registry_lifetime is not None:
+        app.cleanup_ctx.append(registry_lifetime)
     app.router.add_post("/v1/services/call/{action}/{provider}", call.call, name="call")
     app.router.add_post("/v1/services/call/{action}", fanout.fanout, name="fanout")
     app.router.add_get("/v1/services/discover/{action}", call.discover, name="discover")

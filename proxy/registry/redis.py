@@ -1,0 +1,630 @@
+"""The shared registry: apps in Redis, read through an in-process cache.
+
+Every hub instance reads the same Redis; each keeps its own cache of
+lookups so the hot path never waits on Redis when the cache is warm, and
+listens on a pub/sub channel so a change made anywhere is seen everywhere
+within a second.
+
+Data model (all keys share one hash tag, `{prefix}`, so they live in one
+Redis Cluster slot and a MULTI/EXEC may touch all of them):
+
+    {P}:apps              set     every app id
+    {P}:app:<id>          string  the manifest as written (JSON; the secret as
+                                  written: {"env": NAME} or the string)
+    {P}:token:<sha256>    string  app id holding the token with that hash
+    {P}:community:<c>     set     ids of the apps installed in community c
+    {P}:action:<a>        set     ids of the apps that provide action a
+    {P}:changes           channel one JSON message per write:
+                                  {"app": id, "tokens": [hashes old and new]}
+
+Writes go through `RegistryWriter` (admin API and CLI alike): WATCH the
+keys read, MULTI, rewrite the app and its index entries, EXEC. A reader
+therefore sees an app either whole before or whole after a write.
+
+Cache rules (`[registry]` config):
+- an entry younger than `cache_ttl_s` is served without touching Redis;
+- an older one is refreshed; if Redis cannot be reached it is served
+  stale up to `stale_max_s` after it was fetched;
+- a lookup with nothing usable in the cache while Redis is unreachable
+  raises `RegistryUnavailable` (503) within `timeout_ms`; never a 401/404;
+- unknown tokens and apps are cached too (negative entries);
+- a change message drops the entries it names; a (re)subscription drops
+  everything, since messages may have been missed while disconnected.
+
+URLs: `redis://`, `rediss://`, `unix://` (redis-py's own), plus
+`redis+sentinel://[[user]:password@]host:port[,host:port...]/service[/db]`
+(`rediss+sentinel://` for TLS to the master) and
+`redis+cluster://[[user]:password@]host:port` (`rediss+cluster://`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import time
+import urllib.parse
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+import orjson
+from aiohttp import web
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError, WatchError
+
+from ..config import Config, ConfigError, RegistryConfig
+from ..errors import RegistryUnavailable
+from ..logs import get_logger
+from .manifest import TOKEN_PREFIX, App, ManifestError, parse_manifest
+
+log = get_logger("apihub.registry")
+
+Client = Redis | RedisCluster
+# Failures that mean "Redis cannot be used right now".
+REDIS_FAILURES = (RedisError, OSError, TimeoutError)
+# After a failed round trip, uncached lookups fail fast for this long instead of
+# each paying a timeout; the subscriber clears it as soon as Redis is back.
+FAIL_FAST_S = 0.25
+RESUBSCRIBE_BACKOFF_S = (0.05, 1.0)
+HEALTH_CHECK_INTERVAL_S = 10
+
+T = TypeVar("T")
+
+
+# ---- keys and connections ----------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Key names under one prefix; `{prefix}` is the Cluster hash tag."""
+
+    tag: str
+
+    @classmethod
+    def for_prefix(cls, prefix: str) -> Keys:
+        return cls(prefix if "{" in prefix else "{" + prefix + "}")
+
+    @property
+    def apps(self) -> str:
+        return f"{self.tag}:apps"
+
+    @property
+    def channel(self) -> str:
+        return f"{self.tag}:changes"
+
+    def app(self, app_id: str) -> str:
+        return f"{self.tag}:app:{app_id}"
+
+    def token(self, digest: str) -> str:
+        return f"{self.tag}:token:{digest}"
+
+    def community(self, community: str) -> str:
+        return f"{self.tag}:community:{community}"
+
+    def action(self, action: str) -> str:
+        return f"{self.tag}:action:{action}"
+
+
+_USERINFO = re.compile(r"(://)[^/@\s]*@")
+
+
+def redact_url(url: str) -> str:
+    """The URL with any user:password removed: safe for logs and messages."""
+    return _USERINFO.sub(r"\1***@", url)
+
+
+def redact(text: str, url: str) -> str:
+    """`text` (an error message) without the URL's credentials."""
+    password = urllib.parse.urlsplit(url.split(",")[0]).password if "@" in url else None
+    text = _USERINFO.sub(r"\1***@", text)
+    return text.replace(password, "***") if password else text
+
+
+def connect(config: RegistryConfig) -> Client:
+    """A client for `[registry] url`; no I/O happens until the first command."""
+    timeout = config.timeout_ms / 1000
+    options: dict[str, Any] = {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        # One immediate retry (a pooled connection may have died with a restart),
+        # then fail: the cache, not the client, decides what to serve.
+        "retry": Retry(NoBackoff(), 1),
+        "health_check_interval": HEALTH_CHECK_INTERVAL_S,
+    }
+    url = config.url
+    check_url(url)
+    scheme, _, rest = url.partition("://")
+    if scheme in ("redis+sentinel", "rediss+sentinel"):
+        return _sentinel_master(scheme, rest, options)
+    if scheme in ("redis+cluster", "rediss+cluster"):
+        options.pop("health_check_interval")
+        return RedisCluster.from_url(scheme.removesuffix("+cluster") + "://" + rest, **options)
+    return Redis.from_url(url, **options)
+
+
+def check_url(url: str) -> None:
+    """Raise ValueError (without the password) if `url` is not one we can use."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in _SCHEMES:
+        raise ValueError(f"[registry] url: unsupported scheme {scheme!r} "
+                         f"(expected {', '.join(s + '://' for s in _SCHEMES)})")
+    if scheme.endswith("+sentinel"):
+        hosts, _, path = rest.rpartition("@")[2].partition("/")
+        if not hosts or not path.partition("/")[0]:
+            raise ValueError("[registry] url: expected redis+sentinel://host:port[,host:port...]/service[/db]")
+
+
+_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel", "redis+cluster",
+            "rediss+cluster")
+
+
+def _sentinel_master(scheme: str, rest: str, options: dict[str, Any]) -> Redis:
+    userinfo, _, hostpart = rest.rpartition("@")
+    hosts, _, path = hostpart.partition("/")
+    service, _, db = path.partition("/")
+    if not hosts or not service:
+        raise ValueError("[registry] url: expected redis+sentinel://host:port[,host:port...]/service[/db]")
+    sentinels = []
+    for host in hosts.split(","):
+        name, _, port = host.rpartition(":") if host.count(":") == 1 else (host, "", "")
+        sentinels.append((name or host, int(port or 26379)))
+    user, _, password = userinfo.partition(":")
+    master_options = dict(options)
+    if user:
+        master_options["username"] = urllib.parse.unquote(user)
+    if password:
+        master_options["password"] = urllib.parse.unquote(password)
+    if db:
+        master_options["db"] = int(db.strip("/") or 0)
+    if scheme.startswith("rediss"):
+        master_options["ssl"] = True
+    sentinel = Sentinel(sentinels, socket_timeout=options["socket_timeout"],
+                        socket_connect_timeout=options["socket_connect_timeout"])
+    return sentinel.master_for(urllib.parse.unquote(service), redis_class=Redis, **master_options)
+
+
+# ---- writes ------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """What one write touched: an app and the token hashes it held or holds."""
+
+    app: str
+    tokens: frozenset[str]
+
+    def message(self) -> bytes:
+        return orjson.dumps({"app": self.app, "tokens": sorted(self.tokens)})
+
+
+PutOutcome = Literal["created", "updated", "unchanged"]
+
+
+def _index_of(doc: Mapping[str, Any] | None) -> tuple[set[str], set[str], set[str]]:
+    """(token hashes, communities, actions) that a stored manifest is indexed under."""
+    if not doc:
+        return set(), set(), set()
+    tokens = {t.removeprefix(TOKEN_PREFIX) for t in doc.get("tokens", ()) if isinstance(t, str)}
+    return tokens, set(doc.get("communities", ())), set(doc.get("provides", {}))
+
+
+class RegistryWriter:
+    """Atomic writes (and uncached reads) of the data model; used by the admin
+    API and the CLI. Manifests must be validated by the caller (parse_manifest)."""
+
+    def __init__(self, client: Client, keys: Keys,
+                 on_change: Callable[[Change], None] | None = None) -> None:
+        self._client = client
+        self._keys = keys
+        self._on_change = on_change
+
+    async def list_manifests(self) -> list[dict[str, Any]]:
+        ids = sorted(m.decode() for m in await self._client.smembers(self._keys.apps))
+        if not ids:
+            return []
+        raws = await self._client.mget([self._keys.app(i) for i in ids])
+        return [orjson.loads(raw) for raw in raws if raw is not None]
+
+    async def get_manifest(self, app_id: str) -> dict[str, Any] | None:
+        raw = await self._client.get(self._keys.app(app_id))
+        return None if raw is None else orjson.loads(raw)  # type: ignore[no-any-return]
+
+    async def put_app(self, doc: Mapping[str, Any]) -> PutOutcome:
+        """Create or replace an app. Raises ManifestError if one of its tokens
+        is held by another app."""
+        app_id = doc["id"]
+        new_tokens, new_communities, new_actions = _index_of(doc)
+        token_list = sorted(new_tokens)
+        raw = orjson.dumps(doc)
+
+        async def write(pipe: Any) -> tuple[PutOutcome, Change | None]:
+            keys = self._keys
+            old_raw = await pipe.get(keys.app(app_id))
+            if token_list:
+                owners = await pipe.mget([keys.token(t) for t in token_list])
+                for digest, owner in zip(token_list, owners, strict=True):
+                    if owner is not None and owner.decode() != app_id:
+                        index = [t.removeprefix(TOKEN_PREFIX) for t in doc["tokens"]].index(digest)
+                        raise ManifestError(f"/tokens/{index}",
+                                            f"this token is already held by app {owner.decode()!r}")
+            if old_raw is not None and orjson.loads(old_raw) == doc:
+                return "unchanged", None
+            old_tokens, old_communities, old_actions = _index_of(
+                orjson.loads(old_raw) if old_raw is not None else None)
+            pipe.multi()
+            for digest in old_tokens - new_tokens:
+                pipe.delete(keys.token(digest))
+            for community in old_communities - new_communities:
+                pipe.srem(keys.community(community), app_id)
+            for action in old_actions - new_actions:
+                pipe.srem(keys.action(action), app_id)
+            for digest in new_tokens:
+                pipe.set(keys.token(digest), app_id)
+            for community in new_communities:
+                pipe.sadd(keys.community(community), app_id)
+            for action in new_actions:
+                pipe.sadd(keys.action(action), app_id)
+            pipe.set(keys.app(app_id), raw)
+            pipe.sadd(keys.apps, app_id)
+            return ("updated" if old_raw is not None else "created"), Change(app_id, frozenset(old_tokens | new_tokens))
+
+        watched = [self._keys.app(app_id), *(self._keys.token(t) for t in token_list)]
+        return await self._transaction(watched, write, default="unchanged")
+
+    async def delete_app(self, app_id: str) -> bool:
+        async def write(pipe: Any) -> tuple[bool, Change | None]:
+            keys = self._keys
+            old_raw = await pipe.get(keys.app(app_id))
+            if old_raw is None:
+                return False, None
+            tokens, communities, actions = _index_of(orjson.loads(old_raw))
+            pipe.multi()
+            for digest in tokens:
+                pipe.delete(keys.token(digest))
+            for community in communities:
+                pipe.srem(keys.community(community), app_id)
+            for action in actions:
+                pipe.srem(keys.action(action), app_id)
+            pipe.delete(keys.app(app_id))
+            pipe.srem(keys.apps, app_id)
+            return True, Change(app_id, frozenset(tokens))
+
+        return await self._transaction([self._keys.app(app_id)], write, default=False)
+
+    async def set_installed(self, community: str, app_id: str, installed: bool) -> bool:
+        """Install (or uninstall) an app in a community. False if there is no such app."""
+
+        async def write(pipe: Any) -> tuple[bool, Change | None]:
+            keys = self._keys
+            old_raw = await pipe.get(keys.app(app_id))
+            if old_raw is None:
+                return False, None
+            doc = orjson.loads(old_raw)
+            communities = list(doc.get("communities", []))
+            if (community in communities) == installed:
+                return True, None
+            if installed:
+                communities.append(community)
+            else:
+                communities.remove(community)
+            doc["communities"] = communities
+            pipe.multi()
+            pipe.set(keys.app(app_id), orjson.dumps(doc))
+            if installed:
+                pipe.sadd(keys.community(community), app_id)
+            else:
+                pipe.srem(keys.community(community), app_id)
+            tokens, _, _ = _index_of(doc)
+            return True, Change(app_id, frozenset(tokens))
+
+        return await self._transaction([self._keys.app(app_id)], write, default=True)
+
+    async def _transaction(self, watched: Sequence[str],
+                           write: Callable[[Any], Awaitable[tuple[T, Change | None]]],
+                           *, default: T) -> T:
+        """WATCH `watched`, let `write` read and queue commands after MULTI, EXEC;
+        retried when a concurrent write touched a watched key. Then announce."""
+        result, change = default, None
+        for _ in range(20):
+            async with self._client.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(*watched)
+                    result, change = await write(pipe)
+                    if change is None:
+                        await pipe.unwatch()
+                        break
+                    await pipe.execute()
+                    break
+                except WatchError:
+                    continue
+        else:
+            raise RedisError("registry write kept conflicting with concurrent writes")
+        if change is not None:
+            if self._on_change is not None:
+                self._on_change(change)
+            await self._client.publish(self._keys.channel, change.message())
+        return result
+
+
+# ---- reads, cached -----------------------------------------------------------
+
+@dataclass(slots=True)
+class _Entry:
+    value: Any
+    at: float
+
+
+class RedisRegistry:
+    """The Registry Protocol over Redis, with the cache described above."""
+
+    def __init__(self, config: RegistryConfig, *, environ: Mapping[str, str] | None = None) -> None:
+        self._config = config
+        self._keys = Keys.for_prefix(config.prefix)
+        self._environ = os.environ if environ is None else environ
+        self._ttl = config.cache_ttl_s
+        self._stale_max = max(config.stale_max_s, config.cache_ttl_s)
+        self._timeout = config.timeout_ms / 1000
+        self._client: Client | None = None
+        self._writer: RegistryWriter | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self._tokens: dict[str, _Entry] = {}
+        self._apps: dict[str, _Entry] = {}
+        self._providers: dict[tuple[str, str], _Entry] = {}
+        self._inflight: dict[tuple[str, Any], asyncio.Future[Any]] = {}
+        # Bumped by every invalidation: a fetch that started before one is not cached.
+        self._epoch = 0
+        self._fail_until = 0.0
+        self._available = False
+        self._subscribed = False
+        self._last_error: str | None = None
+        self._last_error_at: str | None = None
+
+    # -- lifetime (aiohttp cleanup_ctx) --
+
+    async def start(self) -> None:
+        self._client = connect(self._config)
+        self._writer = RegistryWriter(self._client, self._keys, on_change=self.invalidate)
+        try:
+            async with asyncio.timeout(self._timeout):
+                await self._client.ping()
+            self._available = True
+        except REDIS_FAILURES as exc:
+            self._failed(exc)
+            log.warning("registry_unavailable_at_start", error=self._last_error)
+        self._listener = asyncio.get_running_loop().create_task(self._listen(), name="registry-listener")
+        log.info("registry_started", backend="redis", url=redact_url(self._config.url),
+                 prefix=self._config.prefix)
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            try:
+                await self._listener
+            except asyncio.CancelledError:
+                pass
+            self._listener = None
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def cleanup_ctx(self, app: web.Application) -> AsyncIterator[None]:
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.close()
+
+    @property
+    def writer(self) -> RegistryWriter:
+        if self._writer is None:
+            raise RuntimeError("the redis registry is not started")
+        return self._writer
+
+    async def call(self, operation: Callable[[RegistryWriter], Awaitable[T]]) -> T:
+        """Run an uncached operation (admin API), Redis failures as RegistryUnavailable."""
+        return await self._round_trip(lambda: operation(self.writer), fail_fast=False)
+
+    # -- the Registry Protocol --
+
+    async def app_by_token(self, token_hash: str) -> App | None:
+        entry = self._tokens.get(token_hash)
+        if entry is not None and time.monotonic() - entry.at < self._ttl:
+            return entry.value  # type: ignore[no-any-return]
+        return await self._lookup(self._tokens, token_hash, entry, self._fetch_token)  # type: ignore[no-any-return]
+
+    async def app(self, app_id: str) -> App | None:
+        entry = self._apps.get(app_id)
+        if entry is not None and time.monotonic() - entry.at < self._ttl:
+            return entry.value  # type: ignore[no-any-return]
+        return await self._lookup(self._apps, app_id, entry, self._fetch_app)  # type: ignore[no-any-return]
+
+    async def providers(self, action: str, community: str) -> Sequence[App]:
+        key = (action, community)
+        entry = self._providers.get(key)
+        if entry is not None and time.monotonic() - entry.at < self._ttl:
+            return entry.value  # type: ignore[no-any-return]
+        return await self._lookup(self._providers, key, entry, self._fetch_providers)  # type: ignore[no-any-return]
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "backend": "redis",
+            "status": "ok" if self._available else "unavailable",
+            "subscribed": self._subscribed,
+            "lastError": self._last_error,
+            "lastErrorAt": self._last_error_at,
+            "cached": {"tokens": len(self._tokens), "apps": len(self._apps),
+                       "providers": len(self._providers)},
+        }
+
+    # -- invalidation --
+
+    def invalidate(self, change: Change | None = None) -> None:
+        """Drop what `change` touched; None drops everything."""
+        self._epoch += 1
+        if change is None:
+            self._tokens.clear()
+            self._apps.clear()
+            self._providers.clear()
+            return
+        for digest in change.tokens:
+            self._tokens.pop(digest, None)
+        for digest in [d for d, e in self._tokens.items() if e.value is not None and e.value.id == change.app]:
+            del self._tokens[digest]
+        self._apps.pop(change.app, None)
+        self._providers.clear()
+
+    def _on_message(self, data: Any) -> None:
+        try:
+            doc = orjson.loads(data)
+            change = Change(str(doc["app"]), frozenset(map(str, doc.get("tokens", ()))))
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            change = None
+        self.invalidate(change)
+
+    async def _listen(self) -> None:
+        """Subscribe, apply messages; on failure reconnect with backoff. Every
+        (re)subscription flushes the cache: messages may have been missed."""
+        assert self._client is not None
+        backoff = RESUBSCRIBE_BACKOFF_S[0]
+        while True:
+            pubsub = self._client.pubsub()
+            try:
+                await pubsub.subscribe(self._keys.channel)
+                while True:
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is None:
+                        continue
+                    if message["type"] == "subscribe":
+                        # Also seen when redis-py reconnects the pubsub by itself.
+                        self.invalidate()
+                        self._subscribed = True
+                        self._available = True
+                        self._fail_until = 0.0
+                        backoff = RESUBSCRIBE_BACKOFF_S[0]
+                        log.info("registry_subscribed", channel=self._keys.channel)
+                    elif message["type"] == "message":
+                        self._on_message(message["data"])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a redis failure, or a bug: keep listening either way
+                self._failed(exc)
+                # One warning when the subscription is lost, not one per retry.
+                report = log.warning if self._subscribed else log.debug
+                self._subscribed = False
+                report("registry_subscriber_lost", error=self._last_error, retryInSeconds=backoff)
+            finally:
+                try:
+                    await pubsub.aclose()
+                except Exception:  # noqa: BLE001 - the connection is already broken
+                    pass
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, RESUBSCRIBE_BACKOFF_S[1])
+
+    # -- lookups --
+
+    async def _lookup(self, table: dict[Any, _Entry], key: Any, entry: _Entry | None,
+                      fetch: Callable[[Any], Awaitable[Any]]) -> Any:
+        """Refresh one entry (one fetch per key at a time); stale or 503 when Redis fails."""
+        flight_key = (id(table), key)
+        future = self._inflight.get(flight_key)
+        if future is None:
+            epoch = self._epoch
+            future = asyncio.ensure_future(self._round_trip(lambda: fetch(key)))
+            self._inflight[flight_key] = future
+
+            def done(f: asyncio.Future[Any]) -> None:
+                self._inflight.pop(flight_key, None)
+                if not f.cancelled() and f.exception() is None and self._epoch == epoch:
+                    table[key] = _Entry(f.result(), time.monotonic())
+
+            future.add_done_callback(done)
+        try:
+            return await asyncio.shield(future)
+        except RegistryUnavailable:
+            if entry is not None and time.monotonic() - entry.at < self._stale_max:
+                return entry.value
+            raise
+
+    async def _round_trip(self, operation: Callable[[], Awaitable[T]], *, fail_fast: bool = True) -> T:
+        if self._client is None:
+            raise RegistryUnavailable("the shared registry is not started")
+        if fail_fast and time.monotonic() < self._fail_until:
+            raise RegistryUnavailable(
+                "the shared registry cannot be reached and this lookup is not cached here")
+        try:
+            async with asyncio.timeout(self._timeout):
+                result = await operation()
+        except REDIS_FAILURES as exc:
+            self._failed(exc)
+            self._fail_until = time.monotonic() + FAIL_FAST_S
+            raise RegistryUnavailable(
+                "the shared registry cannot be reached and this lookup is not cached here") from None
+        self._available = True
+        return result
+
+    def _failed(self, exc: BaseException) -> None:
+        self._available = False
+        self._last_error = redact(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
+                                   self._config.url)
+        self._last_error_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+    def _parse(self, raw: bytes) -> App:
+        doc = orjson.loads(raw)
+        try:
+            return parse_manifest(doc, environ=self._environ)
+        except ManifestError as exc:
+            # e.g. {"env": NAME} with NAME unset on this instance: the app exists,
+            # this instance cannot serve it.
+            log.error("registry_app_unusable", app=doc.get("id"), field=exc.field, reason=exc.message)
+            raise RegistryUnavailable(
+                f"app {doc.get('id')!r} cannot be used by this hub instance "
+                f"({exc.field}: {exc.message})") from None
+
+    async def _fetch_token(self, digest: str) -> App | None:
+        assert self._client is not None
+        owner = await self._client.get(self._keys.token(digest))
+        if owner is None:
+            return None
+        raw = await self._client.get(self._keys.app(owner.decode()))
+        if raw is None:
+            return None
+        app = self._parse(raw)
+        return app if digest in app.token_hashes else None
+
+    async def _fetch_app(self, app_id: str) -> App | None:
+        assert self._client is not None
+        raw = await self._client.get(self._keys.app(app_id))
+        return None if raw is None else self._parse(raw)
+
+    async def _fetch_providers(self, key: tuple[str, str]) -> tuple[App, ...]:
+        assert self._client is not None
+        action, community = key
+        ids = sorted(m.decode() for m in await self._client.sinter(
+            [self._keys.action(action), self._keys.community(community)]))
+        if not ids:
+            return ()
+        found = []
+        for raw in await self._client.mget([self._keys.app(i) for i in ids]):
+            if raw is None:
+                continue
+            try:
+                app = self._parse(raw)
+            except RegistryUnavailable:
+                continue  # logged; the other providers are still listed
+            if action in app.provides and community in app.communities:
+                found.append(app)
+        return tuple(found)
+
+
+def open_registry(config: Config, *, environ: Mapping[str, str] | None = None) -> RedisRegistry | None:
+    """The shared registry the config asks for; None for the file backend."""
+    if config.registry.backend != "redis":
+        return None
+    try:
+        check_url(config.registry.url)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return RedisRegistry(config.registry, environ=environ)
