@@ -99,7 +99,7 @@ class Latency:
         for index in sorted(self.buckets):
             seen += self.buckets[index]
             if seen >= rank:
-                middle = _BASE_MS * _GROWTH ** (index - 0.5)
+                middle = _BASE_MS * math.pow(_GROWTH, index - 0.5)
                 return round(min(max(middle, self.low), self.high), 2)
         return round(self.high, 2)  # pragma: no cover - rank <= count
 
@@ -143,7 +143,7 @@ def _floor(ts: float, width: int) -> int:
 class _Ring:
     """Counts in fixed-width time buckets; only the newest `kept` survive."""
 
-    __slots__ = ("width", "kept", "buckets")
+    __slots__ = ("buckets", "kept", "width")
 
     def __init__(self, width: int, kept: int) -> None:
         self.width = width
@@ -178,7 +178,7 @@ class Violation:
 class _Entry:
     """One provider × action × version."""
 
-    __slots__ = ("total", "minutes", "hours", "violations", "_calls", "_invalid")
+    __slots__ = ("_calls", "_invalid", "hours", "minutes", "total", "violations")
 
     def __init__(self, calls: Callable[[str], Any], invalid: Callable[[str], Any]) -> None:
         self.total = Counts()

@@ -44,7 +44,14 @@ from .call import (
     read_call_body,
 )
 from .catalogue import Action
-from .errors import HubError, InternalError, InvalidRequest, ProviderTimeout, UnsupportedVersion, ValidationIssue
+from .errors import (
+    HubError,
+    InternalError,
+    InvalidRequest,
+    ProviderTimeout,
+    UnsupportedVersion,
+    ValidationIssue,
+)
 from .hub import HUB, Hub
 from .logs import get_logger
 from .middleware import RECORD
