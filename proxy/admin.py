@@ -12,6 +12,7 @@ import hmac
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from . import admin_apps
 from . import conformance
 from .errors import Unauthenticated
 from .hub import HUB, Hub
@@ -43,4 +44,5 @@ def create_admin_app(hub: Hub) -> web.Application:
     )
     app[HUB] = hub
     app.router.add_get("/admin/v1/conformance", conformance.handler, name="conformance")
+    admin_apps.add_routes(app)
     return app

@@ -49,6 +49,17 @@ def cmd_example_provider(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_apps(args: argparse.Namespace) -> int:
+    from . import apps_cli
+
+    config = _config(args.config)
+    if args.apps_command == "push":
+        return apps_cli.push(config, Path(args.dir))
+    if args.apps_command == "list":
+        return apps_cli.list_apps(config, as_json=args.json)
+    return apps_cli.remove(config, args.id)
+
+
 def cmd_catalogue_check(args: argparse.Namespace) -> int:
     from .check import check
 
@@ -132,6 +143,18 @@ def build_parser() -> argparse.ArgumentParser:
     check = catalogue_sub.add_parser("check", help="load and compile a catalogue as the server would")
     check.add_argument("path", nargs="?", default="catalogue")
     check.set_defaults(func=cmd_catalogue_check)
+
+    apps = sub.add_parser("apps", help="apps in the shared (redis) registry")
+    apps_sub = apps.add_subparsers(dest="apps_command", required=True)
+    push = apps_sub.add_parser("push", help="write every manifest in DIR to the registry (idempotent)")
+    push.add_argument("dir", metavar="DIR")
+    listing = apps_sub.add_parser("list", help="list the apps in the registry")
+    listing.add_argument("--json", action="store_true", help="the manifests as JSON (secrets masked)")
+    rm = apps_sub.add_parser("rm", help="remove an app from the registry")
+    rm.add_argument("id", metavar="ID")
+    for command in (push, listing, rm):
+        command.add_argument("--config", help=f"config file (default: ./{DEFAULT_CONFIG} if present)")
+        command.set_defaults(func=cmd_apps)
 
     return parser
 
