@@ -719,17 +719,20 @@ def merge_versions(specs: list[ActionSpec], problems: list[Problem]) -> list[Act
     """One document per published version: the same action with other
     versions is merged; the same version twice is an error naming both."""
     merged: dict[str, ActionSpec] = {}
+    origin: dict[tuple[str, int], str] = {}
     for spec in specs:
         have = merged.get(spec.name)
-        if have is None:
-            merged[spec.name] = spec
-            continue
-        twice = sorted(have.versions.keys() & spec.versions.keys())
+        twice = sorted(have.versions.keys() & spec.versions.keys()) if have else []
         if twice:
             file, _, pointer = spec.source.partition("#")
+            elsewhere = sorted({origin[(spec.name, n)] for n in twice})
             problems.append(Problem(file, pointer, (
                 f"action {spec.name!r} version {', '.join(map(str, twice))} is defined twice: "
-                f"here and in {have.source}")))
+                f"here and in {' and '.join(elsewhere)}")))
+            continue
+        origin.update({(spec.name, n): spec.source for n in spec.versions})
+        if have is None:
+            merged[spec.name] = spec
             continue
         newest = spec if max(spec.versions) > max(have.versions) else have
         merged[spec.name] = ActionSpec(
