@@ -38,7 +38,7 @@ def create_app(
     catalogue/apps/ and are reloaded with the catalogue.
     """
     metrics = Metrics()
-    compiler = SchemaCompiler()
+    compiler = SchemaCompiler(config.catalogue.validator)
     snapshot = load_snapshot(config, generation=1, compiler=compiler, registry=registry, environ=environ)
 
     def breaker_changed(provider: str, old: BreakerState, new: BreakerState) -> None:

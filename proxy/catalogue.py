@@ -106,7 +106,8 @@ class SchemaCompiler:
     load are dropped so the memo cannot grow without bound.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, engine: str = "fastjsonschema") -> None:
+        self.engine = engine  # [catalogue] validator
         self._memo: dict[bytes, tuple[Validator, str]] = {}
         self._used: dict[bytes, tuple[Validator, str]] = {}
 
@@ -114,7 +115,7 @@ class SchemaCompiler:
         key = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
         hit = self._used.get(key) or self._memo.get(key)
         if hit is None:
-            hit = compile_schema(schema)
+            hit = compile_schema(schema, self.engine)
         self._used[key] = hit
         return hit
 

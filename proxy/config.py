@@ -141,6 +141,12 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, source: str = "config")
     admin = config.admin
     if not admin.token_sha256 and os.environ.get("APIHUB_ADMIN_TOKEN_SHA256"):
         admin = dataclasses.replace(admin, token_sha256=os.environ["APIHUB_ADMIN_TOKEN_SHA256"])
+    if config.catalogue.validator == "jsonschema-rs":
+        from .schemas_rs import INSTALL_HINT, available
+
+        if not available():
+            raise ConfigError(f"{source}: [catalogue] validator = \"jsonschema-rs\" needs the "
+                              f"jsonschema-rs package, which is not installed: {INSTALL_HINT}")
     if admin.token_sha256 and not _is_sha256_hex(admin.token_sha256):
         raise ConfigError(f"{source}: [admin] token_sha256: expected 64 lowercase hex digits")
     return dataclasses.replace(

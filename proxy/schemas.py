@@ -192,12 +192,18 @@ def _format_checker(draft: _Draft) -> jsonschema.FormatChecker:
     return checker
 
 
-def compile_schema(schema: Any) -> tuple[Validator, str]:
+def compile_schema(schema: Any, engine: str = "fastjsonschema") -> tuple[Validator, str]:
     """Check and compile a schema; returns (validator, draft name).
 
-    Raises SchemaError when the schema is refused.
+    `engine` is `[catalogue] validator`: "fastjsonschema" (the default, as
+    described above) or "jsonschema-rs" (schemas_rs.py, same checks, same
+    issues). Raises SchemaError when the schema is refused.
     """
     draft = check_schema(schema)
+    if engine == "jsonschema-rs":
+        from .schemas_rs import compile_rs
+
+        return compile_rs(schema, draft.name), draft.name
     explainer = draft.meta(schema, format_checker=_format_checker(draft))
     if draft.generator is None:
         return _reference_validator(explainer), draft.name

@@ -233,7 +233,8 @@ def supervise(config: Config) -> int:
     # With a shared registry the apps are not files: check only the actions.
     shared = FileRegistry({}) if config.registry.backend != "file" else None
     try:
-        load_snapshot(config, generation=1, compiler=SchemaCompiler(), registry=shared)
+        load_snapshot(config, generation=1, compiler=SchemaCompiler(config.catalogue.validator),
+                      registry=shared)
     except CatalogueError as exc:
         for problem in exc.problems:
             print(f"apihub: catalogue error: {problem}", file=sys.stderr)
