@@ -81,8 +81,10 @@ class Latency:
     def add(self, ms: float, index: int) -> None:
         self.buckets[index] = self.buckets.get(index, 0) + 1
         self.count += 1
-        self.low = min(self.low, ms)
-        self.high = max(self.high, ms)
+        if ms < self.low:
+            self.low = ms
+        if ms > self.high:
+            self.high = ms
 
     def merge(self, other: Latency) -> None:
         for index, n in other.buckets.items():
