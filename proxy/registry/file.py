@@ -44,8 +44,16 @@ class FileRegistry:
         return None
 
 
-def read_apps_folder(folder: Path, environ: Mapping[str, str] | None = None) -> dict[str, App]:
-    """Every manifest in `folder`; raises CatalogueError naming each bad file."""
+def read_apps_folder(
+    folder: Path,
+    environ: Mapping[str, str] | None = None,
+    *,
+    resolve_secrets: bool = True,
+) -> dict[str, App]:
+    """Every manifest in `folder`; raises CatalogueError naming each bad file.
+
+    `resolve_secrets=False` checks a `{"env": ...}` secret's shape without
+    reading the variable (`apihub catalogue check` needs no secrets)."""
     apps: dict[str, App] = {}
     sources: dict[str, str] = {}
     token_owner: dict[str, str] = {}
@@ -55,7 +63,8 @@ def read_apps_folder(folder: Path, environ: Mapping[str, str] | None = None) -> 
     for path in sorted(folder.glob("*.json")):
         source = str(path)
         try:
-            app = parse_manifest(orjson.loads(path.read_bytes()), environ=environ)
+            app = parse_manifest(orjson.loads(path.read_bytes()), environ=environ,
+                                 resolve_secret=resolve_secrets)
         except OSError as exc:
             problems.append(Problem(source, "", f"cannot read: {exc.strerror}"))
             continue
