@@ -16,6 +16,7 @@ from aiohttp import web
 
 from .catalogue import Action, ActionVersion, Catalogue, now_rfc3339
 from .errors import (
+    BadRequest,
     Forbidden,
     HubError,
     InvalidJson,
@@ -144,7 +145,14 @@ async def read_body(request: web.Request, limit: int, timeout_s: float) -> bytes
                     raise PayloadTooLarge(f"body is over the {limit}-byte limit")
                 chunks.append(chunk)
     except TimeoutError:
+        # Answer 408, then close: no lingering on the rest of a slow body.
+        request.content.feed_eof()
+        request.protocol.close()
         raise RequestTimeout("the request body was not received in time") from None
+    except web.RequestPayloadError:
+        raise BadRequest("the request body is malformed (bad chunked encoding or cut off)") from None
+    except ConnectionError:
+        raise BadRequest("the consumer closed the connection before sending the whole body") from None
     return b"".join(chunks)
 
 

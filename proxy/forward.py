@@ -10,7 +10,6 @@ import asyncio
 import hashlib
 import hmac
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import aiohttp
@@ -88,7 +87,8 @@ class Upstream:
                 except _ConnectFailed:
                     if not retry_connect:
                         raise
-                    # Only idempotent actions, only when nothing reached the provider.
+                    # Only idempotent actions, only when no answer came back
+                    # (refused, reset or closed before answering); never on a timeout.
                     return await self._exchange(url, body, secret, request_id, started)
         except _ConnectFailed as exc:
             raise ProviderUnreachable(str(exc)) from None
@@ -119,17 +119,21 @@ class Upstream:
         except HubError:
             raise
         except aiohttp.ConnectionTimeoutError:
-            raise _ConnectFailed(f"could not connect within {self._connect_ms} ms") from None
+            # Not retried: a host that does not answer SYNs would double the wait.
+            raise ProviderUnreachable(f"could not connect within {self._connect_ms} ms") from None
         except aiohttp.ClientConnectorDNSError:
             raise ProviderUnreachable("provider host name could not be resolved") from None
         except aiohttp.ClientConnectorError as exc:
             raise _ConnectFailed(f"connection failed: {exc.strerror or type(exc).__name__}") from None
         except aiohttp.ServerDisconnectedError:
-            raise ProviderUnreachable("provider closed the connection before answering") from None
+            # Nothing came back (often a pooled keep-alive connection the
+            # provider had just closed): an idempotent call may try again.
+            raise _ConnectFailed("provider closed the connection before answering") from None
         except aiohttp.ClientPayloadError:
             raise ProviderUnreachable("provider's answer was cut off before its last byte") from None
-        except aiohttp.ClientResponseError as exc:
-            raise InvalidProviderResponse(f"provider's answer is not valid HTTP ({exc.message})") from None
+        except aiohttp.ClientResponseError:
+            # Not the parser's message: it quotes the provider's bytes.
+            raise InvalidProviderResponse("provider's answer is not valid HTTP") from None
         except (aiohttp.ClientOSError, ConnectionError) as exc:
             raise ProviderUnreachable(f"connection to provider failed: {type(exc).__name__}") from None
         except aiohttp.InvalidURL:
@@ -140,14 +144,14 @@ class Upstream:
     async def _read(self, response: aiohttp.ClientResponse) -> bytes:
         """The whole answer, cut off as soon as it passes the size limit."""
         declared = response.content_length
-        if declared is not None:
-            if declared > self._max_bytes:
-                response.close()
-                raise _too_large(self._max_bytes)
-            return await response.read()
+        if declared is not None and declared > self._max_bytes:
+            response.close()
+            raise _too_large(self._max_bytes)
+        # Counted as it streams in, even with a Content-Length: a compressed
+        # answer can inflate far past what it declared.
         chunks = []
         size = 0
-        async for chunk in _chunks(response):
+        async for chunk in response.content.iter_any():
             size += len(chunk)
             if size > self._max_bytes:
                 response.close()
@@ -156,14 +160,9 @@ class Upstream:
         return b"".join(chunks)
 
 
-async def _chunks(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
-    async for chunk in response.content.iter_any():
-        yield chunk
-
-
 def _too_large(limit: int) -> InvalidProviderResponse:
     return InvalidProviderResponse(f"provider's answer is larger than the {limit}-byte limit")
 
 
 class _ConnectFailed(Exception):
-    """Nothing reached the provider: safe to retry an idempotent call."""
+    """No answer came back: an idempotent call may be retried once."""

@@ -17,6 +17,7 @@ from aiohttp import web
 from .app import create_app
 from .catalogue import CatalogueError
 from .config import Config
+from .httpserver import HubRunner
 from .hub import HUB
 from .logs import get_logger
 
@@ -60,14 +61,15 @@ def run_worker(config: Config, *, sock: socket.socket | None = None) -> int:
 
 def runner_for(app: web.Application, config: Config) -> web.AppRunner:
     server = config.server
-    return web.AppRunner(
+    # HubRunner adds the header-read timeout and problem+json HTTP rejections.
+    return HubRunner(
         app,
         handle_signals=False,
         access_log=None,  # one structured access line per call comes from the middleware
         shutdown_timeout=server.shutdown_grace_s,
         keepalive_timeout=server.keepalive_timeout_s,
-        max_line_size=server.max_header_bytes,
-        max_field_size=server.max_header_bytes,
+        header_timeout_s=server.header_timeout_ms / 1000,
+        max_header_bytes=server.max_header_bytes,
     )
 
 
