@@ -14,7 +14,7 @@ backend the files are the source of truth and every write answers 409.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -63,6 +63,7 @@ def _json(body: Any, status: int = 200) -> web.Response:
 
 async def list_apps(request: web.Request) -> web.StreamResponse:
     registry = request.app[HUB].snapshot.registry
+    manifests: Sequence[Mapping[str, Any]]
     if isinstance(registry, RedisRegistry):
         manifests = await registry.call(lambda w: w.list_manifests())
         backend = "redis"

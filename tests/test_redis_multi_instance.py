@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from .redis_server import RedisServer, redis_server  # noqa: F401 - fixture
+from .redis_server import RedisServer, private_redis
 from .support import (
     CONSUMER_TOKEN,
     ECHO,
@@ -36,12 +36,17 @@ from .support import (
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    yield from private_redis(tmp_path)
+
 ADMIN_TOKEN = "adm-multi-7e6d5c4b3a"
 CALL = f"/v1/services/call/{ECHO}/provider-app"
 
 
 class _Echo(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         answer = json.dumps({"data": {"echo": body.get("data")}}).encode()
         self.send_response(200)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +18,17 @@ from aiohttp.test_utils import TestClient
 from proxy.app import create_app
 from proxy.config import Config, ConfigError, RegistryConfig
 from proxy.registry import ManifestError
-from proxy.registry.redis import Keys, RedisRegistry, RegistryWriter, connect, open_registry, redact_url
+from proxy.registry.redis import (
+    Keys,
+    RedisRegistry,
+    RegistryWriter,
+    connect,
+    open_registry,
+    redact_url,
+)
 
 from .conftest import Provider
-from .redis_server import RedisServer, redis_server, start_redis  # noqa: F401 - fixture
+from .redis_server import RedisServer, private_redis, start_redis
 from .support import (
     COMMUNITY,
     CONSUMER_TOKEN,
@@ -38,6 +45,11 @@ from .support import (
 )
 
 pytestmark = pytest.mark.redis
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    yield from private_redis(tmp_path)
 
 PREFIX = "t"
 CALL = f"/v1/services/call/{ECHO}/provider-app"

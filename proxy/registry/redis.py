@@ -40,6 +40,7 @@ URLs: `redis://`, `rediss://`, `unix://` (redis-py's own), plus
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import time
@@ -182,12 +183,18 @@ def _sentinel_master(scheme: str, rest: str, options: dict[str, Any]) -> Redis:
         master_options["db"] = int(db.strip("/") or 0)
     if scheme.startswith("rediss"):
         master_options["ssl"] = True
-    sentinel = Sentinel(sentinels, socket_timeout=options["socket_timeout"],
-                        socket_connect_timeout=options["socket_connect_timeout"])
-    return sentinel.master_for(urllib.parse.unquote(service), redis_class=Redis, **master_options)
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        sentinels, socket_timeout=options["socket_timeout"],
+        socket_connect_timeout=options["socket_connect_timeout"])
+    master: Redis = sentinel.master_for(urllib.parse.unquote(service), redis_class=Redis, **master_options)
+    return master
 
 
 # ---- writes ------------------------------------------------------------------
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
 
 @dataclass(frozen=True, slots=True)
 class Change:
@@ -222,7 +229,7 @@ class RegistryWriter:
         self._on_change = on_change
 
     async def list_manifests(self) -> list[dict[str, Any]]:
-        ids = sorted(m.decode() for m in await self._client.smembers(self._keys.apps))
+        ids = sorted(_text(m) for m in await self._client.smembers(self._keys.apps))
         if not ids:
             return []
         raws = await self._client.mget([self._keys.app(i) for i in ids])
@@ -230,7 +237,7 @@ class RegistryWriter:
 
     async def get_manifest(self, app_id: str) -> dict[str, Any] | None:
         raw = await self._client.get(self._keys.app(app_id))
-        return None if raw is None else orjson.loads(raw)  # type: ignore[no-any-return]
+        return None if raw is None else orjson.loads(raw)
 
     async def put_app(self, doc: Mapping[str, Any]) -> PutOutcome:
         """Create or replace an app. Raises ManifestError if one of its tokens
@@ -246,10 +253,10 @@ class RegistryWriter:
             if token_list:
                 owners = await pipe.mget([keys.token(t) for t in token_list])
                 for digest, owner in zip(token_list, owners, strict=True):
-                    if owner is not None and owner.decode() != app_id:
+                    if owner is not None and _text(owner) != app_id:
                         index = [t.removeprefix(TOKEN_PREFIX) for t in doc["tokens"]].index(digest)
                         raise ManifestError(f"/tokens/{index}",
-                                            f"this token is already held by app {owner.decode()!r}")
+                                            f"this token is already held by app {_text(owner)!r}")
             if old_raw is not None and orjson.loads(old_raw) == doc:
                 return "unchanged", None
             old_tokens, old_communities, old_actions = _index_of(
@@ -334,7 +341,7 @@ class RegistryWriter:
                     await pipe.watch(*watched)
                     result, change = await write(pipe)
                     if change is None:
-                        await pipe.unwatch()
+                        await pipe.unwatch()  # type: ignore[no-untyped-call]
                         break
                     await pipe.execute()
                     break
@@ -373,7 +380,7 @@ class RedisRegistry:
         self._tokens: dict[str, _Entry] = {}
         self._apps: dict[str, _Entry] = {}
         self._providers: dict[tuple[str, str], _Entry] = {}
-        self._inflight: dict[tuple[str, Any], asyncio.Future[Any]] = {}
+        self._inflight: dict[tuple[int, Any], asyncio.Future[Any]] = {}
         # Bumped by every invalidation: a fetch that started before one is not cached.
         self._epoch = 0
         self._fail_until = 0.0
@@ -509,17 +516,15 @@ class RedisRegistry:
                         self._on_message(message["data"])
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # a redis failure, or a bug: keep listening either way
+            except Exception as exc:  # noqa: BLE001 - a redis failure or a bug: keep listening
                 self._failed(exc)
                 # One warning when the subscription is lost, not one per retry.
                 report = log.warning if self._subscribed else log.debug
                 self._subscribed = False
                 report("registry_subscriber_lost", error=self._last_error, retryInSeconds=backoff)
             finally:
-                try:
-                    await pubsub.aclose()
-                except Exception:  # noqa: BLE001 - the connection is already broken
-                    pass
+                with contextlib.suppress(*REDIS_FAILURES):  # the connection may be broken already
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, RESUBSCRIBE_BACKOFF_S[1])
 
@@ -571,7 +576,7 @@ class RedisRegistry:
                                    self._config.url)
         self._last_error_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
-    def _parse(self, raw: bytes) -> App:
+    def _parse(self, raw: bytes | str) -> App:
         doc = orjson.loads(raw)
         try:
             return parse_manifest(doc, environ=self._environ)
@@ -588,7 +593,7 @@ class RedisRegistry:
         owner = await self._client.get(self._keys.token(digest))
         if owner is None:
             return None
-        raw = await self._client.get(self._keys.app(owner.decode()))
+        raw = await self._client.get(self._keys.app(_text(owner)))
         if raw is None:
             return None
         app = self._parse(raw)
@@ -602,7 +607,7 @@ class RedisRegistry:
     async def _fetch_providers(self, key: tuple[str, str]) -> tuple[App, ...]:
         assert self._client is not None
         action, community = key
-        ids = sorted(m.decode() for m in await self._client.sinter(
+        ids = sorted(_text(m) for m in await self._client.sinter(
             [self._keys.action(action), self._keys.community(community)]))
         if not ids:
             return ()
