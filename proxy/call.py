@@ -258,7 +258,9 @@ async def send(hub: Hub, target: Target, payload: bytes, *, request_id: str, dea
         raise
     if record is not None:
         record.bytes_up = len(payload)
-    failed = True
+    # None: the call never finished (cancelled, say by a shutdown): it says
+    # nothing about the provider, so the breaker does not count it.
+    failed: bool | None = None
     try:
         answer = await hub.upstream.post(
             provision.url, payload, secret=provider.secret.value, request_id=request_id,
@@ -271,11 +273,19 @@ async def send(hub: Hub, target: Target, payload: bytes, *, request_id: str, dea
         raise
     except HubError as exc:
         failed = isinstance(exc, _BREAKER_FAILURES)
+        if failed and isinstance(exc, ProviderTimeout):
+            # A deadline the consumer shortened (?timeout=) is the consumer's
+            # choice: it must not let one consumer open the breaker for all.
+            configured_ms = provision.timeout_ms or hub.config.upstream.timeout_ms
+            failed = round(deadline_s * 1000) >= configured_ms
         hub.observe_outcome(target, exc.code)
         raise
     finally:
         bulkhead.release()
-        breaker.record(failed=failed, probe=probe)
+        if failed is None:
+            breaker.abandon(probe=probe)
+        else:
+            breaker.record(failed=failed, probe=probe)
     hub.metrics.observe_upstream(target.action.name, provider.id, answer.upstream_ms / 1000)
     hub.observe_upstream(target, answer.upstream_ms)
     if record is not None:
