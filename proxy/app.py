@@ -11,6 +11,7 @@ from aiohttp import web
 
 from . import call
 from . import fanout
+from . import export
 from .catalogue import SchemaCompiler
 from .config import Config
 from .conformance import Conformance
@@ -74,6 +75,7 @@ def create_app(
     app.router.add_get("/v1/services/discover/{action}", call.discover, name="discover")
     app.router.add_get("/healthz", healthz, name="healthz")
     app.router.add_get("/metrics", metrics_handler, name="metrics")
+    app.router.add_get("/v1/openapi.json", export.openapi_json, name="openapi")
     return app
 
 
