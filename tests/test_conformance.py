@@ -57,7 +57,7 @@ async def test_conformance_reflects_fanout_exactly(
     admin = await admin_for(hub, aiohttp_client)
     assert (await conformance(admin))["entries"] == []
     for _ in range(2):
-        r = await hub.post(FANOUT + "?timeout=300", json=GOOD, headers=call_headers())
+        r = await hub.post(FANOUT + "?timeout=800", json=GOOD, headers=call_headers())
         assert r.status == 200
     doc = await conformance(admin)
     assert doc["instance"] == hub.server.app[HUB].instance
@@ -109,7 +109,7 @@ async def test_metrics_carry_the_same_counts(
         make_hub: HubFactory, start_provider: StartProvider, aiohttp_client: Any) -> None:
     providers = await three_providers(start_provider)
     hub = await make_hub(apps=apps_for(providers))
-    r = await hub.post(FANOUT + "?timeout=300", json=GOOD, headers=call_headers())
+    r = await hub.post(FANOUT + "?timeout=800", json=GOOD, headers=call_headers())
     assert r.status == 200
     metrics = await (await hub.get("/metrics")).text()
     for provider, outcome in [("alpha-slow", "provider_timeout"), ("mid-off", "invalid_provider_response"),

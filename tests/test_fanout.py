@@ -67,12 +67,12 @@ async def test_three_providers_one_ok_two_errors(make_hub: HubFactory, start_pro
     providers = await three_providers(start_provider)
     hub = await make_hub(apps=apps_for(providers))
     started = time.monotonic()
-    r = await hub.post(FANOUT + "?timeout=300", json=GOOD, headers=call_headers())
+    r = await hub.post(FANOUT + "?timeout=800", json=GOOD, headers=call_headers())
     elapsed = time.monotonic() - started
     raw = await r.read()
     assert r.status == 200, raw
     assert r.headers["Content-Type"].startswith("application/json")
-    assert elapsed < 2.5  # the 300 ms deadline decides, not the slow provider's 5 s
+    assert elapsed < 2.5  # the 800 ms deadline decides, not the slow provider's 5 s
     # The fine provider's bytes are in the answer exactly as it sent them.
     assert b'"data":' + ODD in raw
     request_id = r.headers["X-Request-Id"]
