@@ -14,7 +14,7 @@ import orjson
 
 from .config import Config
 from .registry.manifest import ManifestError, parse_manifest
-from .registry.redis import REDIS_FAILURES, Keys, RegistryWriter, connect, redact, redact_url
+from .registry.redis import REDIS_FAILURES, Keys, RegistryWriter, connect, disconnect, redact, redact_url
 
 T = TypeVar("T")
 EXIT_FAILED = 1
@@ -31,7 +31,7 @@ def _with_writer(config: Config, work: Callable[[RegistryWriter], Awaitable[T]])
         try:
             return await work(RegistryWriter(client, Keys.for_prefix(config.registry.prefix)))
         finally:
-            await client.aclose()
+            await disconnect(client)
 
     return asyncio.run(run())
 

@@ -44,6 +44,8 @@ class RedisServer:
     port: int = field(default_factory=free_port)
     password: str | None = None
     extra: tuple[str, ...] = ()
+    # First argument when set (redis-server wants its config file first), e.g. a sentinel's.
+    config_file: Path | None = None
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -53,7 +55,8 @@ class RedisServer:
 
     def start(self, timeout_s: float = 10.0) -> None:
         assert self.proc is None or self.proc.poll() is not None, "already running"
-        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+        head = [str(self.config_file)] if self.config_file else []
+        args = [self.binary, *head, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
                 "--appendonly", "no", "--dir", str(self.workdir), "--daemonize", "no",
                 "--loglevel", "warning", *self.extra]
         if self.password:
@@ -71,7 +74,7 @@ class RedisServer:
             time.sleep(0.02)
         raise AssertionError(f"redis-server on port {self.port} did not answer within {timeout_s}s")
 
-    def _command(self, command: bytes) -> bytes:
+    def command(self, command: bytes) -> bytes:
         with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
             if self.password:
                 s.sendall(b"AUTH " + self.password.encode() + b"\r\n")
@@ -93,7 +96,7 @@ class RedisServer:
         (persistence is off otherwise)."""
         if self.proc is not None and self.proc.poll() is None:
             if save:
-                self._command(b"SAVE")
+                self.command(b"SAVE")
             self.proc.terminate()
             try:
                 self.proc.wait(timeout=10)

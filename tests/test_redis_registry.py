@@ -38,6 +38,7 @@ from .support import (
     call_headers,
     consumer_manifest,
     echo_action,
+    free_port,
     make_config,
     provider_manifest,
     token_line,
@@ -365,3 +366,69 @@ def test_unsupported_urls_stop_start_up(tmp_path: Path, url: str) -> None:
 
 def test_file_backend_opens_no_shared_registry(tmp_path: Path) -> None:
     assert open_registry(make_config(tmp_path)) is None
+
+
+# ---- Cluster and Sentinel -------------------------------------------------------------
+
+def _cluster(workdir: Path) -> tuple[RedisServer, str]:
+    """A one-node Redis Cluster owning every slot."""
+    server = start_redis(workdir, extra=("--cluster-enabled", "yes", "--cluster-port", str(free_port()),
+                                         "--cluster-config-file", str(workdir / "nodes.conf")))
+    server.command(b"CLUSTER ADDSLOTSRANGE 0 16383")
+    deadline = time.monotonic() + 10
+    while b"cluster_state:ok" not in server.command(b"CLUSTER INFO"):
+        assert time.monotonic() < deadline, "the one-node cluster did not come up"
+        time.sleep(0.05)
+    return server, f"redis+cluster://127.0.0.1:{server.port}"
+
+
+def _sentinel(workdir: Path) -> tuple[list[RedisServer], str]:
+    """A master and one Sentinel watching it."""
+    master = start_redis(workdir)
+    conf = workdir / "sentinel.conf"
+    conf.write_text(f"sentinel monitor svc 127.0.0.1 {master.port} 1\n")
+    sentinel = start_redis(workdir, config_file=conf, extra=("--sentinel",))
+    return [master, sentinel], f"redis+sentinel://127.0.0.1:{sentinel.port}/svc/0"
+
+
+@pytest.mark.parametrize("topology", ["cluster", "sentinel"])
+async def test_cluster_and_sentinel_urls(tmp_path: Path, topology: str) -> None:
+    workdir = tmp_path / topology
+    workdir.mkdir()
+    if topology == "cluster":
+        server, url = _cluster(workdir)
+        servers = [server]
+    else:
+        servers, url = _sentinel(workdir)
+    reader = RedisRegistry(RegistryConfig(url=url, prefix=PREFIX, cache_ttl_s=3600))
+    writer_side = RedisRegistry(RegistryConfig(url=url, prefix=PREFIX))
+    await reader.start()
+    await writer_side.start()
+    try:
+        await eventually(lambda: _true(reader.health()["subscribed"]), within_s=5.0)
+        digest = token_line(CONSUMER_TOKEN).removeprefix("sha256:")
+        assert await reader.app_by_token(digest) is None  # cached as unknown
+        assert await writer_side.writer.put_app(consumer_manifest()) == "created"
+        await writer_side.writer.put_app(provider_manifest("provider-app", "http://127.0.0.1:1/a"))
+
+        async def known() -> bool:
+            return await reader.app_by_token(digest) is not None
+
+        await eventually(known)  # pub/sub works on this topology too
+        assert [a.id for a in await reader.providers(ECHO, COMMUNITY)] == ["provider-app"]
+        assert await writer_side.writer.delete_app("consumer-app")
+
+        async def forgotten() -> bool:
+            return await reader.app_by_token(digest) is None
+
+        await eventually(forgotten)
+        assert reader.health()["status"] == "ok"
+    finally:
+        await reader.close()
+        await writer_side.close()
+        for server in reversed(servers):
+            server.stop()
+
+
+async def _true(value: Any) -> bool:
+    return bool(value)

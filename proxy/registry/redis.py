@@ -147,6 +147,14 @@ def connect(config: RegistryConfig) -> Client:
     return Redis.from_url(url, **options)
 
 
+async def disconnect(client: Client) -> None:
+    """Close a client from `connect`, with the Sentinel connections behind it."""
+    await client.aclose()
+    manager = getattr(getattr(client, "connection_pool", None), "sentinel_manager", None)
+    if isinstance(manager, Sentinel):
+        await manager.aclose()
+
+
 def check_url(url: str) -> None:
     """Raise ValueError (without the password) if `url` is not one we can use."""
     scheme, sep, rest = url.partition("://")
@@ -251,7 +259,8 @@ class RegistryWriter:
             keys = self._keys
             old_raw = await pipe.get(keys.app(app_id))
             if token_list:
-                owners = await pipe.mget([keys.token(t) for t in token_list])
+                # One GET each: a cluster pipeline refuses MGET (and an app has few tokens).
+                owners = [await pipe.get(keys.token(t)) for t in token_list]
                 for digest, owner in zip(token_list, owners, strict=True):
                     if owner is not None and _text(owner) != app_id:
                         index = [t.removeprefix(TOKEN_PREFIX) for t in doc["tokens"]].index(digest)
@@ -414,7 +423,7 @@ class RedisRegistry:
                 pass
             self._listener = None
         if self._client is not None:
-            await self._client.aclose()
+            await disconnect(self._client)
             self._client = None
 
     async def cleanup_ctx(self, app: web.Application) -> AsyncIterator[None]:
