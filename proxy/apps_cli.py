@@ -14,7 +14,15 @@ import orjson
 
 from .config import Config
 from .registry.manifest import ManifestError, parse_manifest
-from .registry.redis import REDIS_FAILURES, Keys, RegistryWriter, connect, disconnect, redact, redact_url
+from .registry.redis import (
+    REDIS_FAILURES,
+    Keys,
+    RegistryWriter,
+    connect,
+    disconnect,
+    redact,
+    redact_url,
+)
 
 T = TypeVar("T")
 EXIT_FAILED = 1
