@@ -46,7 +46,8 @@ class CatalogueConfig:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RegistryConfig:
     backend: Literal["file", "redis"] = "file"
-    url: str = "redis://127.0.0.1:6379/0"
+    # May hold a password: kept out of reprs (and health, logs: see registry/redis.py).
+    url: str = field(default="redis://127.0.0.1:6379/0", repr=False)
     prefix: str = "apihub"
     cache_ttl_s: float = 30.0
     stale_max_s: float = 300.0
