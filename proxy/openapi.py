@@ -387,6 +387,7 @@ class _Document:
             return None
         raw, where = found
         root = _Converter(self, side).run(raw, where)
+        _check(root, where)
         self._report(name, root)
         failed = any(error for error, _, _ in root.notes)
         definitions: dict[str, Any] = {}
@@ -402,7 +403,8 @@ class _Document:
             todo.extend(sorted(component.refs - definitions.keys()))
         if failed:
             return None
-        schema = copy.deepcopy(root.schema)
+        # Converted parts are fresh objects, only read from here on: shared, not copied.
+        schema = root.schema
         if isinstance(schema, dict) and "$ref" in schema:
             # Beside $ref draft-07 ignores every keyword; keep the definitions reachable.
             schema = {"allOf": [schema]}
@@ -415,25 +417,15 @@ class _Document:
                     self.note([name], True, f"{where}/definitions/{esc(key)}",
                               f"'definitions/{key}' clashes with components/schemas/{key}")
                     return None
-                own[key] = copy.deepcopy(definitions[key])
-        try:
-            check_schema(schema)
-        except SchemaError as exc:
-            self.note([name], True, self._origin(exc.pointer, where), f"{side} schema: {exc.message}")
-            return None
+                own[key] = definitions[key]
         return schema
-
-    def _origin(self, pointer: str, where: str) -> str:
-        """The document pointer of a pointer into a converted schema."""
-        parts = pointer.split("/")
-        if len(parts) >= 3 and parts[1] == "definitions" and unesc(parts[2]) in self.schemas:
-            return "/components/schemas/" + "/".join(parts[2:])
-        return where + pointer
 
     def component(self, ref: str, side: str) -> _Converted:
         hit = self._memo.get((ref, side))
         if hit is None:
-            hit = _Converter(self, side).run(self.schemas[ref], f"/components/schemas/{esc(ref)}")
+            where = f"/components/schemas/{esc(ref)}"
+            hit = _Converter(self, side).run(self.schemas[ref], where)
+            _check(hit, where)
             self._memo[(ref, side)] = hit
         return hit
 
@@ -450,6 +442,18 @@ class _Document:
             schema = self.schemas.get(unesc(unquote(ref[len(_COMPONENTS):])))
             depth += 1
         return schema
+
+
+def _check(converted: _Converted, where: str) -> None:
+    """The converted part against the draft-07 meta-schema, on its own: each
+    component once per document, so the error points into the document (the
+    assembled schema is checked again when compiled)."""
+    if any(error for error, _, _ in converted.notes):
+        return
+    try:
+        check_schema(converted.schema)
+    except SchemaError as exc:
+        converted.notes.append((True, where + exc.pointer, exc.message))
 
 
 def _json_media(content: dict[str, Any]) -> str | None:

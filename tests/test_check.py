@@ -56,7 +56,7 @@ def test_broken_openapi_file_fails_naming_file_and_pointer(tmp_path: Path) -> No
     assert result.returncode == 1
     error = next(line for line in result.stdout.splitlines() if line.startswith("error: "))
     assert error.startswith(f"error: {root}/openapi/attendance.yaml#/components/schemas/Justification/"
-                            "properties/note/maxLength: @layers:Attendance:getAbsences: response schema: "
+                            "properties/note/maxLength: @layers:Attendance:getAbsences: "
                             "not a valid draft-07 schema")
     assert result.stdout.splitlines()[-1].endswith("1 error(s): catalogue rejected")
 

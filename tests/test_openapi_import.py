@@ -455,7 +455,7 @@ def test_invalid_converted_schema_points_into_the_document(tmp_path: Path) -> No
     [problem] = caught.value.problems
     assert problem.source == str(root / "openapi" / "x.json")
     assert problem.pointer == "/components/schemas/Bad/minLength"
-    assert problem.message.startswith(f"{ACTION}: request schema: not a valid draft-07 schema")
+    assert problem.message.startswith(f"{ACTION}: not a valid draft-07 schema")
 
 
 # ---- files: YAML, conflicts, merging -------------------------------------------------------
