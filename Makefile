@@ -19,6 +19,17 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+BENCH_STAMP := $(VENV)/.installed-bench
+
+$(BENCH_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
+# Full run < 10 min on 2 cores; BENCH_QUICK=1 for a ~1-minute smoke run.
+# Uses wrk when installed (apt-get install wrk), else a built-in Python load generator.
+bench: $(BENCH_STAMP)
+	$(BIN)/python benchmarks/run.py
+
 run: $(STAMP)
 	$(BIN)/apihub demo --config $(CONFIG)
 

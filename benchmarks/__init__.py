@@ -1,0 +1,1 @@
+"""`make bench`: the hub against a bare pass-through proxy and the provider called directly."""
