@@ -458,7 +458,15 @@ def _subschemas(node: Any) -> Iterator[dict[str, Any]]:
                 yield from _subschemas(sub)
 
 
+_REF_SIBLINGS = frozenset({"$ref", "$defs", "title", "description", "$comment"})
+
+
 def _upgrade(node: dict[str, Any], draft: str) -> None:
+    if "$ref" in node:
+        # Up to draft-07 a $ref's siblings are ignored; from 2019-09 on they apply.
+        for key in set(node) - _REF_SIBLINGS:
+            del node[key]
+        return
     if isinstance(node.get("items"), list):
         node["prefixItems"] = node.pop("items")
         if "additionalItems" in node:

@@ -155,6 +155,8 @@ def _jsonable(value: Any, at: str) -> Any:
         return [_jsonable(sub, f"{at}/{i}") for i, sub in enumerate(value)]
     if isinstance(value, float) and (value != value or abs(value) == float("inf")):
         raise _NotJson(at, "NaN and infinities are not JSON numbers")
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+        raise _NotJson(at, "integer out of the 64-bit range the hub handles")
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     raise _NotJson(at, f"a YAML {type(value).__name__} has no JSON equivalent")

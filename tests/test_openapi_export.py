@@ -251,3 +251,9 @@ def test_empty_and_small_catalogues_are_valid(tmp_path: Path, actions: list[dict
     root = write_catalogue(tmp_path / "cat", actions, [provider_manifest("p", "http://127.0.0.1:1/"),
                                                        consumer_manifest()])
     validate(build_document(load_catalogue(root)))
+
+
+def test_draft07_ref_siblings_stay_ignored() -> None:
+    schema = {"properties": {"a": {"$ref": "#/definitions/S", "maxLength": 1}}, "definitions": {"S": {"type": "string"}}}
+    out = to_2020_12(schema, "#/components/schemas/X")
+    assert out["properties"]["a"] == {"$ref": "#/components/schemas/X/$defs/S"}

@@ -567,3 +567,12 @@ async def test_hub_serves_a_call_from_an_openapi_only_catalogue(
     r = await hub.post(url, json={"data": {"value": 2**31}}, headers=call_headers())
     assert r.status == 400
     assert [e["path"] for e in (await r.json())["errors"]] == ["/data/value"]
+
+
+def test_yaml_integers_beyond_64_bits_are_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "cat" / "openapi"
+    folder.mkdir(parents=True)
+    (folder / "x.yaml").write_text("openapi: 3.0.3\npaths: {}\nx-big: 123456789012345678901234567890\n")
+    _, errors, _ = read_sources(tmp_path / "cat")
+    assert [(p.pointer, p.message) for p in errors] == [
+        ("/x-big", "integer out of the 64-bit range the hub handles")]
