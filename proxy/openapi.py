@@ -268,8 +268,9 @@ class _Document:
         ok = True
         request = self.side_schema(name, "request", self.request_schema(name, op, where))
         response = self.side_schema(name, "response", self.response_schema(name, op, where))
-        versions = self.versions(name, op.get("x-versions", op.get("x-version", default_versions)),
-                                 where + ("/x-versions" if "x-versions" in op else "/x-version"))
+        key = next((k for k in ("x-versions", "x-version") if k in op), None)
+        versions = self.versions(name, op[key] if key else default_versions,
+                                 f"{where}/{key}" if key else "/x-version")
 
         def fail(pointer: str, message: str) -> CatalogueError:
             return CatalogueError([Problem(self.source, pointer, message)])

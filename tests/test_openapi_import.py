@@ -576,3 +576,10 @@ def test_yaml_integers_beyond_64_bits_are_refused(tmp_path: Path) -> None:
     _, errors, _ = read_sources(tmp_path / "cat")
     assert [(p.pointer, p.message) for p in errors] == [
         ("/x-big", "integer out of the 64-bit range the hub handles")]
+
+
+def test_bad_document_default_version_points_at_the_top() -> None:
+    doc = one({"type": "object"})
+    doc["x-version"] = 0
+    _, errors, _ = imported(doc)
+    assert where(errors) == {"/x-version": f"{ACTION}: must be a positive integer or a non-empty list of them"}
