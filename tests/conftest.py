@@ -20,6 +20,7 @@ from proxy.app import create_app
 from proxy.config import LogConfig
 from proxy.logs import configure_logging
 
+from .faults import ANSWER_MARKER, BODY_MARKER
 from .support import (
     CONSUMER_TOKEN,
     ECHO,
@@ -67,7 +68,9 @@ class LogSink(io.TextIOBase):
 
 SINK = LogSink()
 # Never to appear in any log line, in any test: checked when the session ends.
-SECRETS = [CONSUMER_TOKEN, OTHER_TOKEN, PROVIDER_SECRET]
+# The fault suite's body markers too (tests/faults.py; hub processes' logs are
+# checked by the tests that start them).
+SECRETS = [CONSUMER_TOKEN, OTHER_TOKEN, PROVIDER_SECRET, BODY_MARKER, ANSWER_MARKER]
 
 
 @pytest.fixture(scope="session", autouse=True)
