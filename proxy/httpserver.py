@@ -95,7 +95,7 @@ def raw_problem(error: HubError, request_id: str) -> bytes:
 class HubRequestHandler(RequestHandler):
     """aiohttp's protocol with a header-read timeout and problem+json rejections."""
 
-    __slots__ = ("_head_timeout_s", "_head_timer", "_head_partial", "_last_body", "_on_reject")
+    __slots__ = ("_head_partial", "_head_timeout_s", "_head_timer", "_last_body", "_on_reject")
 
     def __init__(self, manager: web.Server, *, head_timeout_s: float, on_reject: OnReject,
                  **kwargs: Any) -> None:

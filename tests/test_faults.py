@@ -15,7 +15,6 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from aiohttp import web
 
 from .conftest import HubFactory, LogSink, Provider
 from .faults import (
@@ -539,7 +538,7 @@ async def test_consumer_disconnects_mid_body(tmp_path: Path, provider: Provider,
     root = write_catalogue(tmp_path / "catalogue", [echo_action()],
                            [provider_manifest("provider-app", provider.url), consumer_manifest()])
     async with served_hub(make_config(root)) as hub:
-        reader, writer = await asyncio.open_connection("127.0.0.1", hub.port)
+        _, writer = await asyncio.open_connection("127.0.0.1", hub.port)
         data = request_bytes("POST", CALL, call_headers(), orjson.dumps(GOOD))
         writer.write(data[:-10])
         await writer.drain()

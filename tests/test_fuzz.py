@@ -22,7 +22,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .faults import BODY_MARKER, RawAnswer, assert_clean_logs, parse_answer, request_bytes, stop_process
+from .faults import (
+    BODY_MARKER,
+    RawAnswer,
+    assert_clean_logs,
+    parse_answer,
+    request_bytes,
+    stop_process,
+)
 from .support import (
     COMMUNITY,
     CONSUMER_TOKEN,
@@ -44,7 +51,7 @@ FUZZ = settings(max_examples=120, deadline=None, derandomize=True,
 
 
 class EchoHandler(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         try:
             data = json.loads(raw).get("data")
