@@ -239,6 +239,17 @@ async def _is(status: Awaitable[int], expected: int) -> bool:
     return await status == expected
 
 
+async def test_cache_size_is_bounded(writer: RegistryWriter, redis_server: RedisServer) -> None:
+    shared = RedisRegistry(RegistryConfig(url=redis_server.url, prefix=PREFIX), max_entries=10)
+    await shared.start()
+    try:
+        for n in range(50):  # e.g. random tokens: each cached as unknown
+            assert await shared.app_by_token(f"{n:064x}") is None
+        assert shared.health()["cached"]["tokens"] == 10
+    finally:
+        await shared.close()
+
+
 async def test_provider_secret_from_this_instances_environment(
         tmp_path: Path, aiohttp_client: Any, writer: RegistryWriter, provider: Provider,
         redis_server: RedisServer) -> None:

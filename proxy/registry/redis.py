@@ -73,6 +73,9 @@ REDIS_FAILURES = (RedisError, OSError, TimeoutError)
 FAIL_FAST_S = 0.25
 RESUBSCRIBE_BACKOFF_S = (0.05, 1.0)
 HEALTH_CHECK_INTERVAL_S = 10
+# Entries per cache table: random unknown tokens must not grow memory without bound
+# (the oldest entry goes first).
+MAX_ENTRIES = 100_000
 
 T = TypeVar("T")
 
@@ -376,8 +379,10 @@ class _Entry:
 class RedisRegistry:
     """The Registry Protocol over Redis, with the cache described above."""
 
-    def __init__(self, config: RegistryConfig, *, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(self, config: RegistryConfig, *, environ: Mapping[str, str] | None = None,
+                 max_entries: int = MAX_ENTRIES) -> None:
         self._config = config
+        self._max_entries = max_entries
         self._keys = Keys.for_prefix(config.prefix)
         self._environ = os.environ if environ is None else environ
         self._ttl = config.cache_ttl_s
@@ -552,6 +557,8 @@ class RedisRegistry:
             def done(f: asyncio.Future[Any]) -> None:
                 self._inflight.pop(flight_key, None)
                 if not f.cancelled() and f.exception() is None and self._epoch == epoch:
+                    if key not in table and len(table) >= self._max_entries:
+                        del table[next(iter(table))]
                     table[key] = _Entry(f.result(), time.monotonic())
 
             future.add_done_callback(done)
