@@ -16,7 +16,7 @@ from proxy.errors import ProviderOverloaded
 from proxy.guards import Breaker, BreakerState, Bulkhead, Guards
 
 from .conftest import HubFactory, LogSink, Provider
-from .support import ECHO, call_headers, consumer_manifest, provider_manifest
+from .support import ECHO, call_headers, consumer_manifest, free_port, provider_manifest
 from .test_call import problem
 
 CALL = f"/v1/services/call/{ECHO}/provider-app"
@@ -200,6 +200,12 @@ async def test_breaker_counts_timeouts_and_unreachable(make_hub: HubFactory, pro
     hub = await make_hub(breaker=BREAKER, upstream={"timeout_ms": 200})
     for _ in range(3):
         await problem(await hub.post(CALL, json=GOOD, headers=call_headers()), 504, "provider_timeout")
+    await problem(await hub.post(CALL, json=GOOD, headers=call_headers()), 503, "provider_overloaded")
+
+    dead = f"http://127.0.0.1:{free_port()}/action"
+    hub = await make_hub(breaker=BREAKER, apps=[provider_manifest("provider-app", dead), consumer_manifest()])
+    for _ in range(3):
+        await problem(await hub.post(CALL, json=GOOD, headers=call_headers()), 502, "provider_unreachable")
     await problem(await hub.post(CALL, json=GOOD, headers=call_headers()), 503, "provider_overloaded")
 
 
