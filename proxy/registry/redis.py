@@ -364,7 +364,12 @@ class RegistryWriter:
         if change is not None:
             if self._on_change is not None:
                 self._on_change(change)
-            await self._client.publish(self._keys.channel, change.message())
+            try:
+                await self._client.publish(self._keys.channel, change.message())
+            except REDIS_FAILURES as exc:
+                # The write is done; instances that miss the message re-read on
+                # re-subscription (which flushes) or when their TTL runs out.
+                log.warning("registry_publish_failed", app=change.app, error=type(exc).__name__)
         return result
 
 
@@ -446,7 +451,8 @@ class RedisRegistry:
 
     async def call(self, operation: Callable[[RegistryWriter], Awaitable[T]]) -> T:
         """Run an uncached operation (admin API), Redis failures as RegistryUnavailable."""
-        return await self._round_trip(lambda: operation(self.writer), fail_fast=False)
+        return await self._round_trip(lambda: operation(self.writer), fail_fast=False,
+                                      timeout_s=max(2.0, 4 * self._timeout))
 
     # -- the Registry Protocol --
 
@@ -569,14 +575,15 @@ class RedisRegistry:
                 return entry.value
             raise
 
-    async def _round_trip(self, operation: Callable[[], Awaitable[T]], *, fail_fast: bool = True) -> T:
+    async def _round_trip(self, operation: Callable[[], Awaitable[T]], *, fail_fast: bool = True,
+                          timeout_s: float | None = None) -> T:
         if self._client is None:
             raise RegistryUnavailable("the shared registry is not started")
         if fail_fast and time.monotonic() < self._fail_until:
             raise RegistryUnavailable(
                 "the shared registry cannot be reached and this lookup is not cached here")
         try:
-            async with asyncio.timeout(self._timeout):
+            async with asyncio.timeout(timeout_s or self._timeout):
                 result = await operation()
         except REDIS_FAILURES as exc:
             self._failed(exc)
