@@ -138,6 +138,12 @@ async def read_body(request: web.Request, limit: int, timeout_s: float) -> bytes
     chunks = []
     size = 0
     try:
+        if request.content.is_eof():
+            # Small bodies arrive with the headers: all buffered already, no timer needed.
+            raw = request.content.read_nowait()
+            if len(raw) > limit:
+                raise PayloadTooLarge(f"body is over the {limit}-byte limit")
+            return raw
         async with asyncio.timeout(timeout_s):
             while chunk := await request.content.readany():
                 size += len(chunk)

@@ -8,10 +8,10 @@ a reload either swaps in a complete new catalogue or keeps the old one.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -85,8 +85,11 @@ class Action:
 
     def best_version(self, offered: Iterable[int]) -> int | None:
         """The highest version both this catalogue and `offered` have."""
-        common = self.versions.keys() & set(offered)
-        return max(common) if common else None
+        best = None
+        for version in offered:  # on every call: no intermediate sets
+            if version in self.versions and (best is None or version > best):
+                best = version
+        return best
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +130,15 @@ class SchemaCompiler:
 
 
 def now_rfc3339() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """The current UTC time, e.g. 2026-03-01T12:00:00.123Z (on every call: kept cheap)."""
+    now = time.time()
+    seconds = int(now)
+    return f"{_utc_seconds(seconds)}.{int((now - seconds) * 1000):03d}Z"
+
+
+@functools.lru_cache(maxsize=2)
+def _utc_seconds(seconds: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
 
 
 def load_catalogue(

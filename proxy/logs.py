@@ -33,8 +33,8 @@ def configure_logging(config: LogConfig, stream: TextIO | None = None) -> None:
     # JSON lines go out as bytes, each line in one write(): no str round trip,
     # and lines of several worker processes sharing stdout never interleave.
     binary = config.format == "json" and hasattr(stream, "buffer")
+    # Runs on every access line: no merge_contextvars (nothing binds any).
     shared: list[Any] = [
-        structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
