@@ -209,7 +209,17 @@ def _profile(add: Any, profile: dict[str, Any]) -> None:
         add(f"Skipped: {profile.get('skipped', 'no profile')}.")
         add("")
         return
-    add(f"{profile['samples']:,} samples. Own time (the function itself, not what it calls), top 20:")
+    cpu = profile.get("cpu_ms_per_call")
+    add(f"{profile['samples']:,} samples. Where the samples fall (each sample counted once, in the first "
+        "matching row)" + (f"; µs per call = share × the hub's {cpu * 1000:.0f} µs of CPU per small call" if cpu else "")
+        + ":")
+    add("")
+    add("| share | µs per call | what |")
+    add("| ---: | ---: | --- |")
+    for name, pct in profile.get("buckets", []):
+        add(f"| {pct}% | {pct / 100 * cpu * 1000:.0f} | {name} |" if cpu else f"| {pct}% | – | {name} |")
+    add("")
+    add("Own time (the function itself, not what it calls), top 20:")
     add("")
     add("| % of samples | function |")
     add("| ---: | --- |")

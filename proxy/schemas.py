@@ -226,7 +226,16 @@ def compile_schema(schema: Any, engine: str = "fastjsonschema") -> tuple[Validat
         raise
     except Exception as exc:  # fastjsonschema has crashed with KeyError and friends
         raise SchemaError("", f"cannot be compiled: {type(exc).__name__}: {exc}") from None
-    return _fast_validator(decide, explainer), draft.name
+    return _fast_validator(decide, explainer, _quick_explainer(schema, draft)), draft.name
+
+
+def _quick_explainer(schema: Any, draft: _Draft) -> Callable[[Any], tuple[ValidationIssue, ...]] | None:
+    """jsonschema-rs, when installed, explains a rejection several times
+    faster than jsonschema, with the same format regexes; None without it."""
+    from .schemas_rs import explainer
+
+    assert draft.generator is not None
+    return explainer(schema, draft.name, draft.generator.FORMAT_REGEXS)
 
 
 def _refuse_remote(uri: str) -> Any:
@@ -236,7 +245,8 @@ def _refuse_remote(uri: str) -> Any:
 _NO_REMOTE = {scheme: _refuse_remote for scheme in ("http", "https", "file", "ftp", "urn", "")}
 
 
-def _fast_validator(decide: Callable[[Any], Any], explainer: Any) -> Validator:
+def _fast_validator(decide: Callable[[Any], Any], explainer: Any,
+                    quick: Callable[[Any], tuple[ValidationIssue, ...]] | None = None) -> Validator:
     def validate(instance: Any) -> tuple[ValidationIssue, ...]:
         try:
             decide(instance)
@@ -245,7 +255,11 @@ def _fast_validator(decide: Callable[[Any], Any], explainer: Any) -> Validator:
             pass
         except RecursionError:
             return (ValidationIssue("", "nested too deeply to validate"),)
-        issues = explain(explainer, instance)
+        # A rejection must stay cheaper than a success: the quick explainer
+        # first, jsonschema only when it has nothing to say.
+        issues = quick(instance) if quick is not None else ()
+        if not issues:
+            issues = explain(explainer, instance)
         # The engines agree by construction; should they not, still reject.
         return issues or (ValidationIssue("", "does not follow the schema"),)
 

@@ -16,6 +16,8 @@ refused by `check_schema` before this runs).
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Any
 
 from .errors import ValidationIssue
@@ -68,6 +70,51 @@ def compile_rs(schema: Any, draft: str) -> Validator:
         return tuple(dict.fromkeys(issues)) or (ValidationIssue("", "does not follow the schema"),)
 
     return validate
+
+
+def explainer(schema: Any, draft: str,
+              format_regexes: dict[str, str]) -> Callable[[Any], tuple[ValidationIssue, ...]] | None:
+    """The issues of an instance that fastjsonschema rejected, or None when
+    jsonschema-rs is not installed or refuses the schema. Formats are checked
+    with fastjsonschema's own regexes, so the two engines agree."""
+    if not available():
+        return None
+    formats: dict[str, Callable[[Any], bool]] = {
+        name: _matcher(re.compile(regex)) for name, regex in format_regexes.items()
+    }
+    formats["regex"] = _is_regex
+    try:
+        engine = _classes()[draft](schema, validate_formats=True, offline=True, formats=formats)
+    except (ValueError, KeyError):
+        return None
+
+    def explain(instance: Any) -> tuple[ValidationIssue, ...]:
+        issues: list[ValidationIssue] = []
+        try:
+            for error in engine.iter_errors(instance):
+                issues.extend(_issues(error, schema))
+                if len(issues) >= MAX_ISSUES:
+                    break
+        except (RecursionError, ValueError):
+            return ()  # the caller falls back to jsonschema
+        issues.sort(key=lambda issue: issue.pointer)
+        return tuple(dict.fromkeys(issues))
+
+    return explain
+
+
+def _matcher(compiled: re.Pattern[str]) -> Callable[[Any], bool]:
+    return lambda value: not isinstance(value, str) or bool(compiled.match(value))
+
+
+def _is_regex(value: Any) -> bool:
+    if not isinstance(value, str):
+        return True
+    try:
+        re.compile(value)
+    except re.error:
+        return False
+    return True
 
 
 class _Keyword:

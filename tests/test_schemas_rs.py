@@ -1,7 +1,9 @@
 """`[catalogue] validator = "jsonschema-rs"`: the same checks and the same
 issues (JSON Pointers, messages from the schema) as the default engine, a
 hub that validates with it, and a clear start-up error when it is
-configured but not installed."""
+configured but not installed. Also the quick explainer of the default
+engine's rejections (jsonschema-rs with fastjsonschema's format regexes):
+its issues are jsonschema's."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import pytest
 
 from proxy.app import create_app
 from proxy.config import ConfigError, parse_config
-from proxy.schemas import SchemaError, compile_schema
+from proxy.schemas import SchemaError, _format_checker, check_schema, compile_schema, explain
 
 from .conftest import Provider
 from .support import (
@@ -64,10 +66,15 @@ def _shipped_schemas() -> list[tuple[str, Any]]:
 
 @pytest.mark.parametrize(("where", "schema"), _shipped_schemas())
 def test_same_issues_as_the_default_engine(where: str, schema: Any) -> None:
+    """The rs engine, and the default engine (whose rejections jsonschema-rs
+    now explains when installed), say exactly what jsonschema says."""
     fast, _ = compile_schema(schema)
     rust, _ = compile_schema(schema, "jsonschema-rs")
+    draft = check_schema(schema)
+    reference = draft.meta(schema, format_checker=_format_checker(draft))
     for instance in INSTANCES:
-        expected = fast(instance)
+        expected = explain(reference, instance)
+        assert fast(instance) == expected, (where, instance)
         assert rust(instance) == expected, (where, instance)
         for issue in expected:
             assert issue.pointer == "" or issue.pointer.startswith("/")
@@ -111,3 +118,14 @@ async def test_a_hub_validating_with_jsonschema_rs(tmp_path: Path, aiohttp_clien
     assert bad.status == 400 and doc["code"] == "invalid_request"
     assert doc["errors"] == [{"path": "/data/label", "message": "is required"},
                              {"path": "/data/value", "message": "must be >= 0"}]
+
+
+def test_without_jsonschema_rs_rejections_are_explained_by_jsonschema(monkeypatch: pytest.MonkeyPatch) -> None:
+    import proxy.schemas_rs
+
+    schema = _shipped_schemas()[0][1]
+    with_rs, _ = compile_schema(schema)
+    monkeypatch.setattr(proxy.schemas_rs, "available", lambda: False)
+    without_rs, _ = compile_schema(schema)
+    for instance in INSTANCES:
+        assert without_rs(instance) == with_rs(instance)
