@@ -232,10 +232,10 @@ def compile_schema(schema: Any, engine: str = "fastjsonschema") -> tuple[Validat
 def _quick_explainer(schema: Any, draft: _Draft) -> Callable[[Any], tuple[ValidationIssue, ...]] | None:
     """jsonschema-rs, when installed, explains a rejection several times
     faster than jsonschema, with the same format regexes; None without it."""
-    from .schemas_rs import explainer
+    from .schemas_rs import lazy_explainer
 
     assert draft.generator is not None
-    return explainer(schema, draft.name, draft.generator.FORMAT_REGEXS)
+    return lazy_explainer(schema, draft.name, draft.generator.FORMAT_REGEXS)
 
 
 def _refuse_remote(uri: str) -> Any:

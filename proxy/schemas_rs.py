@@ -16,6 +16,7 @@ refused by `check_schema` before this runs).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from typing import Any
@@ -79,12 +80,9 @@ def explainer(schema: Any, draft: str,
     with fastjsonschema's own regexes, so the two engines agree."""
     if not available():
         return None
-    formats: dict[str, Callable[[Any], bool]] = {
-        name: _matcher(re.compile(regex)) for name, regex in format_regexes.items()
-    }
-    formats["regex"] = _is_regex
     try:
-        engine = _classes()[draft](schema, validate_formats=True, offline=True, formats=formats)
+        engine = _classes()[draft](schema, validate_formats=True, offline=True,
+                                   formats=_formats(tuple(format_regexes.items())))
     except (ValueError, KeyError):
         return None
 
@@ -101,6 +99,30 @@ def explainer(schema: Any, draft: str,
         return tuple(dict.fromkeys(issues))
 
     return explain
+
+
+def lazy_explainer(schema: Any, draft: str,
+                   format_regexes: dict[str, str]) -> Callable[[Any], tuple[ValidationIssue, ...]] | None:
+    """`explainer`, built on the schema's first rejection: most schemas never
+    reject anything, and neither load time nor memory should pay for them."""
+    if not available():
+        return None
+    built: list[Callable[[Any], tuple[ValidationIssue, ...]] | None] = []
+
+    def explain(instance: Any) -> tuple[ValidationIssue, ...]:
+        if not built:
+            built.append(explainer(schema, draft, format_regexes))
+        quick = built[0]
+        return quick(instance) if quick is not None else ()
+
+    return explain
+
+
+@functools.lru_cache(maxsize=8)
+def _formats(format_regexes: tuple[tuple[str, str], ...]) -> dict[str, Callable[[Any], bool]]:
+    formats = {name: _matcher(re.compile(regex)) for name, regex in format_regexes}
+    formats["regex"] = _is_regex
+    return formats
 
 
 def _matcher(compiled: re.Pattern[str]) -> Callable[[Any], bool]:
