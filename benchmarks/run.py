@@ -292,12 +292,33 @@ def warm_up(request: Request, load_core: set[int] | None) -> None:
 
 # ---- the run -----------------------------------------------------------------------
 
+def rerender() -> int:
+    """`run.py --report-only`: RESULTS.md and the chart again from out/results.json."""
+    import report
+
+    doc = json.loads((OUT / "results.json").read_text())
+    settings = Settings(**{**asdict(Settings.from_env()), **doc["extra"].get("settings", {})})
+    run = Run(settings, set(doc["extra"].get("sut_core") or []) or None,
+              set(doc["extra"].get("load_core") or []) or None)
+    run.samples = [Sample(**s) for s in doc["samples"]]
+    run.extra, run.notes = doc["extra"], doc["notes"]
+    run.extra["loadavg_before"] = tuple(run.extra["loadavg_before"])
+    report.write(run, RESULTS, CHART)
+    print(f"wrote {RESULTS.relative_to(ROOT)} and {CHART.relative_to(ROOT)} from {OUT / 'results.json'}")
+    return 0
+
+
 def main() -> int:
+    if "--report-only" in sys.argv:
+        return rerender()
     settings = Settings.from_env()
     OUT.mkdir(exist_ok=True)
     sut_core, load_core = cores()
     run = Run(settings, sut_core, load_core)
     run.extra["started"] = datetime.now(UTC).isoformat(timespec="seconds")
+    run.extra["settings"] = {k: v for k, v in asdict(settings).items() if k != "quick"} | {"quick": settings.quick}
+    run.extra["sut_core"] = sorted(sut_core or [])
+    run.extra["load_core"] = sorted(load_core or [])
     run.extra["loadavg_before"] = os.getloadavg()
     run.extra["load_engine"] = "wrk" if loadgen.wrk_path() else "built-in (aiohttp, multi-process)"
     if not loadgen.wrk_path():
