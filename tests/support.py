@@ -6,6 +6,7 @@ Everything here is plain data and functions; fixtures live in conftest.py.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -13,8 +14,11 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -189,3 +193,55 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes] | None = None, timeout_s:
         except OSError:
             time.sleep(0.05)
     raise AssertionError(f"{url} did not answer within {timeout_s}s")
+
+
+# ---- a provider for subprocess hubs ----------------------------------------------
+
+def _echo_answer(body: dict[str, Any]) -> bytes:
+    delay = (body.get("data") or {}).get("sleep", 0) if isinstance(body.get("data"), dict) else 0
+    if delay:
+        time.sleep(delay)  # a thread of the test's provider, never the hub's loop
+    return json.dumps({"data": {"echo": body.get("data")}}).encode()
+
+
+@contextlib.contextmanager
+def thread_provider(answer: Callable[[dict[str, Any]], bytes] = _echo_answer) -> Iterator[str]:
+    """A provider on 127.0.0.1 in threads of the test process (so a subprocess
+    hub can reach it while the test blocks); yields its action URL. By
+    default it echoes `data`, after sleeping `data.sleep` seconds if asked."""
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            payload = answer(json.loads(raw) if raw else {})
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/action"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def wait_for(predicate: Callable[[], Any], timeout_s: float = 10.0) -> Any:
+    """Poll until `predicate()` is truthy; its value, or AssertionError."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")

@@ -8,12 +8,10 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +27,7 @@ from .support import (
     free_port,
     provider_manifest,
     start_hub_process,
+    thread_provider,
     wait_ready,
     write_catalogue,
     write_config_file,
@@ -45,28 +44,10 @@ ADMIN_TOKEN = "adm-multi-7e6d5c4b3a"
 CALL = f"/v1/services/call/{ECHO}/provider-app"
 
 
-class _Echo(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        answer = json.dumps({"data": {"echo": body.get("data")}}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
 def echo_provider() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/action"
-    server.shutdown()
-    server.server_close()
+    with thread_provider() as url:
+        yield url
 
 
 def request(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None,

@@ -8,12 +8,9 @@ from __future__ import annotations
 import hashlib
 import json
 import signal
-import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +30,8 @@ from .support import (
     free_port,
     provider_manifest,
     start_hub_process,
+    thread_provider,
+    wait_for,
     wait_ready,
     write_catalogue,
     write_config_file,
@@ -137,36 +136,10 @@ async def test_not_json_is_never_relayed_in_report_mode(make_hub: HubFactory, pr
 ADMIN_TOKEN = "adm-token-sighup-31c2"
 
 
-class _OffProtocol(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers["Content-Length"]))
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(OFF)))
-        self.end_headers()
-        self.wfile.write(OFF)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture
 def off_provider() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _OffProtocol)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/action"
-    server.shutdown()
-    server.server_close()
-
-
-def wait_for(predicate: Any, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
+    with thread_provider(lambda body: OFF) as url:
+        yield url
 
 
 def post(url: str, body: dict[str, Any]) -> tuple[int, bytes]:

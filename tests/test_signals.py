@@ -12,7 +12,6 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,8 @@ from .support import (
     free_port,
     provider_manifest,
     start_hub_process,
+    thread_provider,
+    wait_for,
     wait_ready,
     write_catalogue,
     write_config_file,
@@ -36,41 +37,18 @@ from .support import (
 pytestmark = pytest.mark.slow
 
 
-class _Provider(BaseHTTPRequestHandler):
-    """A provider in a thread: echoes, or sleeps first when the body asks."""
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        delay = body.get("data", {}).get("sleep", 0)
-        if delay:
-            time.sleep(delay)
-        answer = json.dumps({"data": {"echo": body.get("data")}}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+@pytest.fixture
+def thread_provider_url() -> Iterator[str]:
+    with thread_provider() as url:
+        yield url
 
 
 @pytest.fixture
-def thread_provider() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Provider)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/action"
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture
-def hub_process(tmp_path: Path, thread_provider: str) -> Iterator[dict[str, Any]]:
+def hub_process(tmp_path: Path, thread_provider_url: str) -> Iterator[dict[str, Any]]:
     root = write_catalogue(
         tmp_path / "catalogue",
         [echo_action()],
-        [provider_manifest("provider-app", thread_provider, actions={ECHO: [1, 2], "@test:New:run": [1]}),
+        [provider_manifest("provider-app", thread_provider_url, actions={ECHO: [1, 2], "@test:New:run": [1]}),
          consumer_manifest(consumes=(ECHO, "@test:New:run"))],
     )
     port = free_port()
@@ -105,16 +83,6 @@ def call(base: str, action: str, data: dict[str, Any], timeout: float = 10) -> t
 def health(base: str) -> dict[str, Any]:
     with urllib.request.urlopen(base + "/healthz", timeout=5) as response:
         return json.loads(response.read())  # type: ignore[no-any-return]
-
-
-def wait_for(predicate: Any, timeout_s: float = 10.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def test_sighup_adds_action_and_rejects_broken_catalogue(hub_process: dict[str, Any]) -> None:
