@@ -9,7 +9,7 @@ CONFIG ?= config.toml
 # Demo secret for the shipped example provider; real deployments set their own.
 export ERP_MODELO_SECRET ?= demo-only-erp-modelo-secret
 
-.PHONY: run test bench install clean check
+.PHONY: run test bench install clean check lint
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,11 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m mypy proxy
+	$(BIN)/python -m ruff check proxy --select E,F,W,I,B,UP
 
 check: $(STAMP)
 	$(BIN)/apihub catalogue check catalogue

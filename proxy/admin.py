@@ -10,16 +10,15 @@ import hashlib
 import hmac
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 
-from . import admin_apps
-from . import conformance
+from . import admin_apps, conformance
 from .errors import Unauthenticated
 from .hub import HUB, Hub
 from .middleware import make_middleware
 
 
-def admin_auth(token_sha256: str) -> object:
+def admin_auth(token_sha256: str) -> Middleware:
     @web.middleware
     async def check_admin_token(request: web.Request, handler: Handler) -> web.StreamResponse:
         header = request.headers.get("Authorization", "")

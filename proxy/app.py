@@ -9,9 +9,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from . import call
-from . import fanout
-from . import export
+from . import call, export, fanout
 from .catalogue import SchemaCompiler
 from .config import Config
 from .conformance import Conformance
@@ -75,6 +73,7 @@ def create_app(
     app.router.add_get("/v1/services/discover/{action}", call.discover, name="discover")
     app.router.add_get("/healthz", healthz, name="healthz")
     app.router.add_get("/metrics", metrics_handler, name="metrics")
+    app[export.OPENAPI_CACHE] = export.OpenApiCache()
     app.router.add_get("/v1/openapi.json", export.openapi_json, name="openapi")
     return app
 

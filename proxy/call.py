@@ -37,8 +37,8 @@ from .errors import (
 )
 from .hub import HUB, Hub
 from .logs import get_logger
-from .registry import App, Provision, Registry, hash_token
 from .middleware import RECORD, CallRecord
+from .registry import App, Provision, Registry, hash_token
 
 log = get_logger("apihub.call")
 
@@ -114,6 +114,14 @@ def choose_version(action: Action, provision: Provision, requested: str | None) 
     if wanted not in provision.versions:
         raise UnsupportedVersion(f"the provider does not serve version {wanted} of {action.name!r}")
     return action.versions[wanted]
+
+
+def catalogue_version(action: Action, requested: str | None) -> int | None:
+    """`?version=N` for endpoints without a provider: N must be in the catalogue."""
+    wanted = positive_int("version", requested)
+    if wanted is not None and wanted not in action.versions:
+        raise UnsupportedVersion(f"{action.name!r} has no version {wanted} in the catalogue")
+    return wanted
 
 
 def deadline_ms(requested: str | None, configured: int) -> int:
@@ -213,7 +221,7 @@ async def call_provider(
     record: CallRecord | None = None,
 ) -> bytes:
     """Validate, forward, validate the answer: the provider's bytes or a HubError."""
-    action, version, provider, provision = target.action, target.version, target.provider, target.provision
+    action, version, provider = target.action, target.version, target.provider
     assert provider.secret is not None  # manifests require one for providers
     forwarded = forwarded_body(
         body, context_for(action, version.version, community, consumer, request_id), provider.secret.value,
@@ -352,9 +360,7 @@ async def discover(request: web.Request) -> web.StreamResponse:
     hub = request.app[HUB]
     record = request[RECORD]
     caller = await identify(request, hub, record)
-    wanted = positive_int("version", request.query.get("version"))
-    if wanted is not None and wanted not in caller.action.versions:
-        raise UnsupportedVersion(f"{caller.action.name!r} has no version {wanted} in the catalogue")
+    wanted = catalogue_version(caller.action, request.query.get("version"))
     found = []
     for provider in await hub.snapshot.registry.providers(caller.action.name, caller.community):
         versions = sorted(caller.action.versions.keys() & provider.provides[caller.action.name].versions)

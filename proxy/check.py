@@ -67,7 +67,8 @@ def print_table(specs: Sequence[ActionSpec], errors: Sequence[Problem], out: Tex
         rows.append((spec.name, ",".join(map(str, sorted(spec.versions))), status, spec.source))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths)) + "  " + row[3], file=out)
+        cells = "  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True))
+        print(f"{cells}  {row[3]}", file=out)
 
 
 def cross_check(apps: Mapping[str, App], actions: Mapping[str, Action], specs: Sequence[ActionSpec],
@@ -96,7 +97,7 @@ def cross_check(apps: Mapping[str, App], actions: Mapping[str, Action], specs: S
 
 def _manifest_files(apps_dir: Path) -> dict[str, str]:
     """App id -> its manifest file (read_apps_folder has checked them already)."""
-    files = {}
+    files: dict[str, str] = {}
     for path in sorted(apps_dir.glob("*.json")) if apps_dir.is_dir() else ():
         try:
             doc = orjson.loads(path.read_bytes())

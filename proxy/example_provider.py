@@ -57,7 +57,7 @@ def _rng(*parts: Any) -> random.Random:
 def calendar_events(entity_id: str, start: date, end: date, limit: int, kinds: list[str] | None = None,
                     tz: str = "-03:00") -> list[dict[str, Any]]:
     rng = _rng("calendar", entity_id, start.isoformat(), end.isoformat())
-    events = []
+    events: list[dict[str, Any]] = []
     day = start
     while day <= end and len(events) < limit:
         if day.weekday() < 5:
@@ -109,7 +109,7 @@ async def grades(request: web.Request, body: dict[str, Any]) -> dict[str, Any]:
     student = data["studentId"]
     rng = _rng("grades", student, data["schoolYear"])
     terms = [data["term"]] if "term" in data else [1, 2, 3]
-    rows = []
+    rows: list[dict[str, Any]] = []
     for term in terms:
         for code, name in SUBJECTS:
             published = term <= 2

@@ -41,7 +41,6 @@ from .catalogue import Action, Catalogue
 from .hub import HUB
 
 HUB_OWNED = ("context", "secret")
-_CACHE = "export.openapi"
 _PATH_SAFE = "@:!$&'()*+,;=-._~"  # RFC 3986 pchar, minus percent-encoding
 
 # Problem codes by status (DESIGN.md, Errors).
@@ -79,14 +78,25 @@ class _Rendered:
     etag: str
 
 
+class OpenApiCache:
+    """The document of the catalogue in use, built once per generation."""
+
+    __slots__ = ("rendered",)
+
+    def __init__(self) -> None:
+        self.rendered: _Rendered | None = None
+
+
+OPENAPI_CACHE = web.AppKey("openapi_cache", OpenApiCache)
+
+
 async def openapi_json(request: web.Request) -> web.StreamResponse:
-    hub = request.app[HUB]
-    catalogue = hub.catalogue
-    rendered = hub.extensions.get(_CACHE)
-    if not (isinstance(rendered, _Rendered) and rendered.generation == catalogue.generation
-            and rendered.loaded_at == catalogue.loaded_at):
-        rendered = await asyncio.to_thread(render, catalogue)
-        hub.extensions[_CACHE] = rendered
+    catalogue = request.app[HUB].catalogue
+    cache = request.app[OPENAPI_CACHE]
+    rendered = cache.rendered
+    if rendered is None or (rendered.generation, rendered.loaded_at) != (catalogue.generation,
+                                                                         catalogue.loaded_at):
+        rendered = cache.rendered = await asyncio.to_thread(render, catalogue)
     headers = {"ETag": rendered.etag, "Cache-Control": "no-cache"}
     if rendered.etag in request.headers.get("If-None-Match", ""):
         return web.Response(status=304, headers=headers)

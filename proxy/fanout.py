@@ -36,6 +36,7 @@ from .call import (
     Caller,
     Target,
     call_provider,
+    catalogue_version,
     context_for,
     deadline_ms,
     forwarded_body,
@@ -49,7 +50,6 @@ from .errors import (
     InternalError,
     InvalidRequest,
     ProviderTimeout,
-    UnsupportedVersion,
     ValidationIssue,
 )
 from .hub import HUB, Hub
@@ -182,9 +182,7 @@ async def fanout(request: web.Request) -> web.StreamResponse:
     hub = request.app[HUB]
     record = request[RECORD]
     caller = await identify(request, hub, record)
-    wanted = positive_int("version", request.query.get("version"))
-    if wanted is not None and wanted not in caller.action.versions:
-        raise UnsupportedVersion(f"{caller.action.name!r} has no version {wanted} in the catalogue")
+    wanted = catalogue_version(caller.action, request.query.get("version"))
     timeout = request.query.get("timeout")
     positive_int("timeout", timeout)  # malformed: 400 before the body is read
     providers = await hub.snapshot.registry.providers(caller.action.name, caller.community)

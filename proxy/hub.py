@@ -13,11 +13,11 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import web
 
-from .catalogue import Catalogue, CatalogueError, SchemaCompiler, load_catalogue
+from .catalogue import Catalogue, CatalogueError, Problem, SchemaCompiler, load_catalogue
 from .config import Config
 from .forward import Upstream
 from .guards import Guards
@@ -61,7 +61,7 @@ def load_snapshot(
     """Load and compile the catalogue (and the file registry, unless a shared
     registry is given). Raises CatalogueError with every problem found."""
     root = config.catalogue.path
-    problems = []
+    problems: list[Problem] = []
     try:
         catalogue = load_catalogue(root, generation=generation, compiler=compiler)
     except CatalogueError as exc:
@@ -89,7 +89,6 @@ class Hub:
     last_reload_error: str | None = None
     instance: str = field(default_factory=lambda: f"{os.uname().nodename}:{os.getpid()}")
     observers: list[CallObserver] = field(default_factory=list)
-    extensions: dict[str, Any] = field(default_factory=dict)
     _reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property

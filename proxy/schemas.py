@@ -178,18 +178,19 @@ def _format_checker(draft: _Draft) -> jsonschema.FormatChecker:
     for name, regex in regexes.items():
         compiled = re.compile(regex)
         checker.checks(name)(lambda value, _re=compiled: not isinstance(value, str) or bool(_re.match(value)))
-
-    def _is_regex(value: Any) -> bool:
-        if not isinstance(value, str):
-            return True
-        try:
-            re.compile(value)
-        except re.error:
-            return False
-        return True
-
-    checker.checks("regex")(_is_regex)
+    checker.checks("regex")(is_regex)
     return checker
+
+
+def is_regex(value: Any) -> bool:
+    """The `regex` format: a string Python's re accepts (what fastjsonschema checks)."""
+    if not isinstance(value, str):
+        return True
+    try:
+        re.compile(value)
+    except re.error:
+        return False
+    return True
 
 
 def compile_schema(schema: Any, engine: str = "fastjsonschema") -> tuple[Validator, str]:
@@ -289,7 +290,7 @@ def explain(explainer: Any, instance: Any) -> tuple[ValidationIssue, ...]:
 def _issues(error: jsonschema.exceptions.ValidationError) -> list[ValidationIssue]:
     path = list(error.absolute_path)
     keyword = str(error.validator)
-    value = error.validator_value
+    value: Any = error.validator_value
     if keyword == "required" and isinstance(error.instance, dict):
         missing = [name for name in value if name not in error.instance]
         # jsonschema yields one error per missing name; its message names it.
@@ -311,8 +312,9 @@ def _extra_properties(error: jsonschema.exceptions.ValidationError) -> list[str]
     schema = error.schema if isinstance(error.schema, dict) else {}
     declared = set(schema.get("properties", {}))
     patterns = [re.compile(p) for p in schema.get("patternProperties", {})]
+    instance: Any = error.instance
     return [
-        name for name in error.instance
+        name for name in instance
         if name not in declared and not any(p.search(name) for p in patterns)
     ]
 
@@ -374,6 +376,6 @@ def _message(keyword: str, value: Any, error: jsonschema.exceptions.ValidationEr
         case "if" | "then" | "else":
             return "does not match the conditional schema"
         case _:
-            if value is False or error.validator is False:
+            if value is False or error.validator is False:  # type: ignore[comparison-overlap]
                 return "is not allowed"
             return f"fails the {keyword!r} rule"

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .errors import ValidationIssue
-from .schemas import MAX_ISSUES, Validator, _message, pointer
+from .schemas import MAX_ISSUES, Validator, _message, is_regex, pointer
 
 MODULE = "jsonschema_rs"
 INSTALL_HINT = "pip install 'apihub[rs]' (or: pip install jsonschema-rs)"
@@ -121,22 +121,12 @@ def lazy_explainer(schema: Any, draft: str,
 @functools.lru_cache(maxsize=8)
 def _formats(format_regexes: tuple[tuple[str, str], ...]) -> dict[str, Callable[[Any], bool]]:
     formats = {name: _matcher(re.compile(regex)) for name, regex in format_regexes}
-    formats["regex"] = _is_regex
+    formats["regex"] = is_regex
     return formats
 
 
 def _matcher(compiled: re.Pattern[str]) -> Callable[[Any], bool]:
     return lambda value: not isinstance(value, str) or bool(compiled.match(value))
-
-
-def _is_regex(value: Any) -> bool:
-    if not isinstance(value, str):
-        return True
-    try:
-        re.compile(value)
-    except re.error:
-        return False
-    return True
 
 
 class _Keyword:

@@ -239,8 +239,8 @@ def supervise(config: Config) -> int:
         for problem in exc.problems:
             print(f"apihub: catalogue error: {problem}", file=sys.stderr)
         return EXIT_CATALOGUE
-    problem = port_available(config)
-    if problem is not None:
-        print(f"apihub: {problem}", file=sys.stderr)
+    port_problem = port_available(config)
+    if port_problem is not None:
+        print(f"apihub: {port_problem}", file=sys.stderr)
         return EXIT_STARTUP
     return Supervisor(config, worker_count(config.server.workers)).run()

@@ -17,7 +17,7 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 from proxy.catalogue import load_catalogue
-from proxy.export import build_document, strip_hub_owned, to_2020_12
+from proxy.export import OPENAPI_CACHE, build_document, strip_hub_owned, to_2020_12
 from proxy.hub import HUB
 
 from .conftest import HubFactory, Provider
@@ -118,10 +118,10 @@ async def test_cached_per_generation_and_follows_reloads(make_hub: HubFactory, t
     first, doc = await fetch(client)
     assert doc is not None and list(doc["paths"]) == [CALL_PATH, "/v1/services/discover/{action}"]
     hub = client.server.app[HUB]
-    cached = hub.extensions["export.openapi"]
+    cached = client.server.app[OPENAPI_CACHE].rendered
     again, _ = await fetch(client)
     assert again.headers["ETag"] == first.headers["ETag"]
-    assert hub.extensions["export.openapi"] is cached  # not rebuilt per request
+    assert client.server.app[OPENAPI_CACHE].rendered is cached  # not rebuilt per request
     unchanged, body = await fetch(client, **{"If-None-Match": first.headers["ETag"]})
     assert unchanged.status == 304 and body is None
 
