@@ -21,6 +21,7 @@ from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import Metrics
 from .middleware import make_middleware
 from .registry import Registry
+from .upstream_lean import LeanUpstream
 
 log = get_logger("apihub.app")
 
@@ -80,6 +81,15 @@ def create_app(
 
 async def _upstream_ctx(app: web.Application) -> AsyncIterator[None]:
     hub = app[HUB]
+    if hub.config.upstream.client == "lean":
+        lean = LeanUpstream(hub.config.upstream, hub.config.limits)
+        hub.upstream = lean
+        try:
+            yield
+        finally:
+            hub.upstream = None
+            await lean.close()
+        return
     session = Upstream.make_session(hub.config.upstream)
     hub.upstream = Upstream(session, hub.config.upstream, hub.config.limits)
     try:

@@ -68,6 +68,9 @@ class UpstreamConfig:
     # Pool size of the one ClientSession shared by all providers.
     pool_size: int = 1_000
     keepalive_timeout_s: float = 30.0
+    # The HTTP client for provider calls: aiohttp's ClientSession, or the hub's
+    # own keep-alive HTTP/1.1 client (proxy/upstream_lean.py).
+    client: Literal["aiohttp", "lean"] = "aiohttp"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

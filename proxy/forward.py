@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 import aiohttp
 
@@ -37,6 +38,15 @@ def signature(secret: str, body: bytes, timestamp: int) -> str:
 class Answer:
     body: bytes
     upstream_ms: float
+
+
+class ProviderClient(Protocol):
+    """What the pipeline calls: `Upstream` (aiohttp's client, the default) or
+    `upstream_lean.LeanUpstream` (`[upstream] client = "lean"`). Both raise
+    only HubErrors, the same ones for the same faults."""
+
+    async def post(self, url: str, body: bytes, *, secret: str, request_id: str, deadline_s: float,
+                   retry_connect: bool = False) -> Answer: ...
 
 
 class Upstream:

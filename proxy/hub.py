@@ -19,7 +19,7 @@ from aiohttp import web
 
 from .catalogue import Catalogue, CatalogueError, Problem, SchemaCompiler, load_catalogue
 from .config import Config
-from .forward import Upstream
+from .forward import ProviderClient
 from .guards import Guards
 from .logs import get_logger
 from .metrics import Metrics
@@ -84,7 +84,7 @@ class Hub:
     guards: Guards
     compiler: SchemaCompiler
     # Set by the cleanup context once the ClientSession exists.
-    upstream: Upstream | None = None
+    upstream: ProviderClient | None = None
     shared_registry: bool = False
     last_reload_error: str | None = None
     instance: str = field(default_factory=lambda: f"{os.uname().nodename}:{os.getpid()}")
