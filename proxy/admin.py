@@ -6,7 +6,6 @@ whose SHA-256 alone is configured. Feature modules add their routes in
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 
 from aiohttp import web
@@ -16,6 +15,7 @@ from . import admin_apps, conformance
 from .errors import Unauthenticated
 from .hub import HUB, Hub
 from .middleware import make_middleware
+from .registry.manifest import hash_token
 
 
 def admin_auth(token_sha256: str) -> Middleware:
@@ -27,7 +27,7 @@ def admin_auth(token_sha256: str) -> Middleware:
         if not token_sha256:
             raise Unauthenticated("the admin API is disabled: no admin token is configured "
                                   "([admin] token_sha256 or APIHUB_ADMIN_TOKEN_SHA256)")
-        digest = hashlib.sha256(token.encode("utf-8")).hexdigest()
+        digest = hash_token(token)
         if not token or not hmac.compare_digest(digest, token_sha256):
             raise Unauthenticated("missing or wrong admin token")
         return await handler(request)

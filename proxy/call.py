@@ -61,11 +61,12 @@ async def authenticate(request: web.Request, registry: Registry) -> App:
 
 
 def community_of(request: web.Request, consumer: App) -> str:
-    first = request.headers.get("community-id")
-    second = request.headers.get("X-Community-Id")
-    if first is not None and second is not None and first.strip() != second.strip():
-        raise InvalidParameter("the community-id and X-Community-Id headers disagree")
-    community = (first if first is not None else second or "").strip()
+    # Both names, each possibly repeated: every value given must agree.
+    given = {value.strip() for value in request.headers.getall("community-id", ())}
+    given.update(value.strip() for value in request.headers.getall("X-Community-Id", ()))
+    if len(given) > 1:
+        raise InvalidParameter("the community headers (community-id, X-Community-Id) disagree")
+    community = given.pop() if given else ""
     if not community:
         raise Forbidden("missing community header (community-id or X-Community-Id)")
     if community not in consumer.communities:
@@ -93,12 +94,18 @@ async def resolve_provider(registry: Registry, action: Action, provider_id: str,
     return provider, provision
 
 
+# Larger numbers mean "more than anything configured": parsing them whole
+# would only cost time (and Python refuses past 4,300 digits).
+_HUGE = 10**18
+
+
 def positive_int(name: str, raw: str | None) -> int | None:
     if raw is None:
         return None
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 9 or int(raw) == 0:
+    if not raw.isascii() or not raw.isdigit() or not raw.strip("0"):
         raise InvalidParameter(f"{name} must be a positive integer")
-    return int(raw)
+    digits = raw.lstrip("0")
+    return _HUGE if len(digits) > 18 else int(digits)
 
 
 def choose_version(action: Action, provision: Provision, requested: str | None) -> ActionVersion:

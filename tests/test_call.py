@@ -456,3 +456,35 @@ async def test_wrong_method_is_problem_json(hub: Any) -> None:
     doc = await problem(r, 405, "method_not_allowed")
     assert "POST" in r.headers["Allow"]
     assert doc["status"] == 405
+
+
+# ---- found by the audit ------------------------------------------------------
+
+async def test_token_that_is_not_utf8_is_just_unknown(hub: Any) -> None:
+    reader, writer = await asyncio.open_connection(hub.host, hub.port)
+    writer.write(b"POST " + CALL.encode() + b" HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer caf\xe9\r\n"
+                 b"community-id: " + COMMUNITY.encode() + b"\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: 2\r\nConnection: close\r\n\r\n{}")
+    await writer.drain()
+    raw = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    assert raw.startswith(b"HTTP/1.1 401"), raw[:200]
+    assert b'"code":"unauthenticated"' in raw
+
+
+async def test_huge_timeout_is_clamped_not_refused(hub: Any) -> None:
+    r = await hub.post(CALL + "?timeout=" + "9" * 40, json=GOOD, headers=call_headers())
+    assert r.status == 200
+    r = await hub.post(CALL + "?version=" + "9" * 40, json=GOOD, headers=call_headers())
+    await problem(r, 404, "unsupported_version")
+    r = await hub.post(CALL + "?timeout=000", json=GOOD, headers=call_headers())
+    await problem(r, 400, "invalid_parameter")
+
+
+async def test_repeated_community_header_must_agree(hub: Any) -> None:
+    headers = [("Authorization", f"Bearer {CONSUMER_TOKEN}"), ("Content-Type", "application/json"),
+               ("community-id", COMMUNITY), ("community-id", "other-school")]
+    r = await hub.post(CALL, data=orjson.dumps(GOOD), headers=headers)
+    await problem(r, 400, "invalid_parameter")
+    same = [*headers[:3], ("X-Community-Id", COMMUNITY)]
+    assert (await hub.post(CALL, data=orjson.dumps(GOOD), headers=same)).status == 200

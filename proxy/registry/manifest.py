@@ -70,7 +70,9 @@ class App:
 
 
 def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+    # aiohttp decodes header bytes that are not UTF-8 as surrogates: hash the
+    # bytes as sent (such a token matches nothing, and is simply unknown).
+    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def parse_manifest(
