@@ -39,21 +39,22 @@ def configure_logging(config: LogConfig, stream: TextIO | None = None) -> None:
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     if config.format == "json":
+        no_locals = structlog.processors.ExceptionRenderer(
+            structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+        )
         processors = [
             *shared,
-            structlog.processors.ExceptionRenderer(
-                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
-            ),
+            no_locals,
             structlog.processors.JSONRenderer(serializer=_orjson_bytes if binary else _orjson_dumps),
         ]
+        library_renderer: list[Any] = [no_locals, structlog.processors.JSONRenderer(serializer=_orjson_dumps)]
     else:
-        processors = [
-            *shared,
-            structlog.dev.ConsoleRenderer(
-                colors=stream.isatty(),
-                exception_formatter=structlog.dev.plain_traceback,
-            ),
-        ]
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=stream.isatty(),
+            exception_formatter=structlog.dev.plain_traceback,
+        )
+        processors = [*shared, renderer]
+        library_renderer = [renderer]
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[config.level]),
@@ -61,9 +62,14 @@ def configure_logging(config: LogConfig, stream: TextIO | None = None) -> None:
                         else structlog.PrintLoggerFactory(file=stream)),
         cache_logger_on_first_use=True,
     )
-    # Libraries that log through the stdlib (aiohttp, redis) go to stderr at
-    # warning and above; their records never carry request bodies.
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, force=True)
+    # Libraries that log through the stdlib (aiohttp, redis, asyncio) come out
+    # as the same lines on the same stream, at warning and above.
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *library_renderer],
+    ))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], force=True)
 
 
 def get_logger(name: str) -> Any:

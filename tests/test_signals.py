@@ -176,3 +176,24 @@ def test_bad_config_names_the_key(tmp_path: Path) -> None:
     assert len(done.stderr.strip().splitlines()) == 1
 
 
+
+
+def test_library_logs_are_json_lines_too(hub_process: dict[str, Any]) -> None:
+    """aiohttp's own error records (here: a body that claims gzip and is not)
+    come out as JSON lines like the hub's, never as plain tracebacks."""
+    base, proc, log = hub_process["base"], hub_process["proc"], hub_process["log"]
+    request = urllib.request.Request(
+        f"{base}/v1/services/call/{ECHO}/provider-app", data=b"this is not gzip", method="POST",
+        headers={"Authorization": f"Bearer {CONSUMER_TOKEN}", "community-id": "colegio-teste",
+                 "Content-Type": "application/json", "Content-Encoding": "gzip"})
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, timeout=10)
+    assert caught.value.code == 400
+    caught.value.close()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=15) == 0
+    lines = [line for line in log.read_text().splitlines() if line.strip()]
+    assert lines
+    for line in lines:
+        json.loads(line)  # every line, the libraries' included
+    assert CONSUMER_TOKEN not in log.read_text()
