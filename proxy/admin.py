@@ -14,7 +14,7 @@ from aiohttp.typedefs import Handler, Middleware
 from . import admin_apps, conformance
 from .errors import Unauthenticated
 from .hub import HUB, Hub
-from .middleware import make_middleware
+from .middleware import add_routes, make_middleware
 from .registry.manifest import hash_token
 
 
@@ -42,6 +42,8 @@ def create_admin_app(hub: Hub) -> web.Application:
         client_max_size=hub.config.limits.max_request_bytes,
     )
     app[HUB] = hub
-    app.router.add_get("/admin/v1/conformance", conformance.handler, name="conformance")
-    admin_apps.add_routes(app)
+    add_routes(app, [
+        *admin_apps.routes(),
+        ("GET", "/admin/v1/conformance", conformance.handler, "conformance"),
+    ])
     return app

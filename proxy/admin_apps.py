@@ -30,6 +30,7 @@ from .errors import (
 )
 from .hub import HUB
 from .logs import get_logger
+from .middleware import Route
 from .registry import Registry
 from .registry.file import FileRegistry
 from .registry.manifest import ManifestError, parse_manifest
@@ -164,11 +165,12 @@ def _invalid(exc: ManifestError) -> InvalidManifest:
                            errors=[ValidationIssue(exc.field, exc.message)])
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/admin/v1/apps", list_apps, name="admin_apps")
-    app.router.add_get("/admin/v1/apps/{id}", get_app, name="admin_app")
-    app.router.add_put("/admin/v1/apps/{id}", put_app, name="admin_app_put")
-    app.router.add_delete("/admin/v1/apps/{id}", delete_app, name="admin_app_delete")
-    app.router.add_put("/admin/v1/communities/{community}/apps/{id}", install, name="admin_install")
-    app.router.add_delete("/admin/v1/communities/{community}/apps/{id}", uninstall,
-                          name="admin_uninstall")
+def routes() -> list[Route]:
+    return [
+        ("GET", "/admin/v1/apps", list_apps, "admin_apps"),
+        ("GET", "/admin/v1/apps/{id}", get_app, "admin_app"),
+        ("PUT", "/admin/v1/apps/{id}", put_app, "admin_app_put"),
+        ("DELETE", "/admin/v1/apps/{id}", delete_app, "admin_app_delete"),
+        ("PUT", "/admin/v1/communities/{community}/apps/{id}", install, "admin_install"),
+        ("DELETE", "/admin/v1/communities/{community}/apps/{id}", uninstall, "admin_uninstall"),
+    ]

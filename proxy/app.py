@@ -19,7 +19,7 @@ from .hub import HUB, Hub, load_snapshot
 from .logs import get_logger
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import Metrics
-from .middleware import make_middleware
+from .middleware import add_routes, make_middleware
 from .registry import Registry
 from .upstream_lean import LeanUpstream
 
@@ -69,13 +69,15 @@ def create_app(
     registry_lifetime = getattr(registry, "cleanup_ctx", None)
     if registry_lifetime is not None:
         app.cleanup_ctx.append(registry_lifetime)
-    app.router.add_post("/v1/services/call/{action}/{provider}", call.call, name="call")
-    app.router.add_post("/v1/services/call/{action}", fanout.fanout, name="fanout")
-    app.router.add_get("/v1/services/discover/{action}", call.discover, name="discover")
-    app.router.add_get("/healthz", healthz, name="healthz")
-    app.router.add_get("/metrics", metrics_handler, name="metrics")
     app[export.OPENAPI_CACHE] = export.OpenApiCache()
-    app.router.add_get("/v1/openapi.json", export.openapi_json, name="openapi")
+    add_routes(app, [
+        ("POST", "/v1/services/call/{action}/{provider}", call.call, "call"),
+        ("POST", "/v1/services/call/{action}", fanout.fanout, "fanout"),
+        ("GET", "/v1/services/discover/{action}", call.discover, "discover"),
+        ("GET", "/healthz", healthz, "healthz"),
+        ("GET", "/metrics", metrics_handler, "metrics"),
+        ("GET", "/v1/openapi.json", export.openapi_json, "openapi"),
+    ])
     return app
 
 

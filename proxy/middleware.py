@@ -9,10 +9,11 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 from aiohttp.typedefs import Handler
 
 from .errors import (
@@ -59,6 +60,27 @@ def request_id_of(request: web.BaseRequest) -> str:
     if incoming is not None and _REQUEST_ID.fullmatch(incoming):
         return incoming
     return uuid.uuid4().hex
+
+
+async def expect_handler(request: web.Request) -> None:
+    """`Expect: 100-continue` is honoured; any other expectation is ignored
+    (RFC 9110 §10.1.1 allows that instead of a 417), so the request still
+    gets the hub's own answer, problem+json and X-Request-Id included,
+    rather than aiohttp's text/plain 417 sent before any middleware runs."""
+    if request.version == HttpVersion11 and request.headers.get("Expect", "").lower() == "100-continue":
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the answer's own head is still to come
+
+
+Route = tuple[str, str, Handler, str]  # method, path, handler, name
+
+
+def add_routes(app: web.Application, routes: Iterable[Route]) -> None:
+    """Every hub route, with the hub's Expect handling (GET routes answer HEAD too)."""
+    for method, path, handler, name in routes:
+        app.router.add_route(method, path, handler, name=name, expect_handler=expect_handler)
+        if method == "GET":
+            app.router.add_route("HEAD", path, handler, expect_handler=expect_handler)
 
 
 def _from_http_exception(exc: web.HTTPException) -> HubError:

@@ -488,3 +488,17 @@ async def test_repeated_community_header_must_agree(hub: Any) -> None:
     await problem(r, 400, "invalid_parameter")
     same = [*headers[:3], ("X-Community-Id", COMMUNITY)]
     assert (await hub.post(CALL, data=orjson.dumps(GOOD), headers=same)).status == 200
+
+
+@pytest.mark.parametrize("expect", ["foo", "100-continue"])
+async def test_expect_header_gets_the_hubs_own_answer(hub: Any, expect: str) -> None:
+    r = await hub.post(CALL, json=GOOD, headers=call_headers(Expect=expect))
+    assert r.status == 200
+    assert r.headers["X-Request-Id"]
+    r = await hub.get("/healthz", headers={"Expect": expect})
+    assert r.status == 200 and r.headers["X-Request-Id"]
+
+
+async def test_head_on_get_routes(hub: Any) -> None:
+    r = await hub.head("/healthz")
+    assert r.status == 200 and r.headers["X-Request-Id"]
