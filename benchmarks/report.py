@@ -14,8 +14,9 @@ if TYPE_CHECKING:
     from run import Run, Sample
 
 LABEL = {"direct": "direct to provider", "bare": "bare pass-through", "hub": "hub",
-         "hub-rs": "hub (jsonschema-rs)"}
-COLOR = {"direct": "tab:green", "bare": "tab:blue", "hub": "tab:red", "hub-rs": "tab:purple"}
+         "hub-rs": "hub (jsonschema-rs)", "hub-lean": "hub (lean client)"}
+COLOR = {"direct": "tab:green", "bare": "tab:blue", "hub": "tab:red", "hub-rs": "tab:purple",
+         "hub-lean": "tab:orange"}
 
 
 def _cpu_model() -> str:
@@ -72,7 +73,7 @@ def write(run: Run, results: Path, chart: Path) -> None:
     chart_ok = _chart(run, chart)
     lines: list[str] = []
     add = lines.append
-    targets = [t for t in ("direct", "bare", "hub", "hub-rs") if _samples(run, "peak", "small", t)]
+    targets = [t for t in ("direct", "bare", "hub", "hub-rs", "hub-lean") if _samples(run, "peak", "small", t)]
     hub_small = run.median("peak", "small", "hub", "calls_per_s")
     bare_small = run.median("peak", "small", "bare", "calls_per_s")
     direct_small = run.median("peak", "small", "direct", "calls_per_s")
@@ -140,6 +141,14 @@ def write(run: Run, results: Path, chart: Path) -> None:
     for t in targets:
         add(_row(run, "peak", "small", t))
     add("")
+    if "hub-lean" in targets:
+        lean_small = run.median("peak", "small", "hub-lean", "calls_per_s")
+        cpu = {t: run.median("peak", "small", t, "cpu_ms_per_call") * 1000 for t in ("hub", "hub-lean")}
+        add(f"With `[upstream] client = \"lean\"` (proxy/upstream_lean.py instead of aiohttp's ClientSession "
+            f"for provider calls): {_fmt(lean_small)} / {_fmt(bare_small)} = "
+            f"**{lean_small / bare_small if bare_small else float('nan'):.2f}** × the bare proxy, "
+            f"{cpu['hub-lean']:.0f} µs of CPU per call against {cpu['hub']:.0f} µs with aiohttp's client.")
+        add("")
     add("## Large answer (~200 KB, 1,000 events), peak")
     add("")
     add(HEADER)

@@ -377,6 +377,7 @@ class Servers:
     hub: Server
     hub_rs: Server | None
     requests: dict[tuple[str, str], Request]
+    hub_lean: Server | None = None
 
 
 def start_servers(fleet: Fleet, run: Run) -> Servers:
@@ -397,6 +398,11 @@ def start_servers(fleet: Fleet, run: Run) -> Servers:
                                  catalogue={"validator": "jsonschema-rs"})
         hub_rs = fleet.start("hub-rs", [PY, "-m", "proxy", "serve", "--config", str(rs_config)], rs_port,
                              run.sut_core)
+    # The same hub with its own HTTP/1.1 client for providers ([upstream] client = "lean").
+    lean_port = free_port()
+    lean_config = write_config(OUT / "hub-lean.toml", catalogue, lean_port, upstream={"client": "lean"})
+    hub_lean = fleet.start("hub-lean", [PY, "-m", "proxy", "serve", "--config", str(lean_config)], lean_port,
+                           run.sut_core)
     requests: dict[tuple[str, str], Request] = {}
     for size in ("small", "large"):
         path = f"/v1/services/call/{ACTION}/bench-{size}"
@@ -405,6 +411,7 @@ def start_servers(fleet: Fleet, run: Run) -> Servers:
         requests[("hub", size)] = Request(hub.url(path), GOOD_BODY, HEADERS)
         if hub_rs is not None:
             requests[("hub-rs", size)] = Request(hub_rs.url(path), GOOD_BODY, HEADERS)
+        requests[("hub-lean", size)] = Request(hub_lean.url(path), GOOD_BODY, HEADERS)
     requests[("hub", "rejected")] = Request(hub.url(f"/v1/services/call/{ACTION}/bench-small"),
                                             BAD_BODY, HEADERS)
     # Every target answers what it should before anything is measured.
@@ -420,7 +427,7 @@ def start_servers(fleet: Fleet, run: Run) -> Servers:
     run.extra["answer_bytes"] = {"small": len(bench_provider.SMALL), "large": len(bench_provider.LARGE)}
     for request in requests.values():
         warm_up(request, run.load_core)
-    return Servers(upstream, direct, bare, hub, hub_rs, requests)
+    return Servers(upstream, direct, bare, hub, hub_rs, requests, hub_lean)
 
 
 def validators_available() -> bool:
@@ -439,6 +446,9 @@ def throughput(run: Run, s: Servers) -> None:
     if s.hub_rs is not None:
         server_of["hub-rs"] = s.hub_rs
         targets.append("hub-rs")
+    if s.hub_lean is not None:
+        server_of["hub-lean"] = s.hub_lean
+        targets.append("hub-lean")
     for scenario in ("small", "large"):
         for repeat in range(run.settings.repeats):
             for target in targets:

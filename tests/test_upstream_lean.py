@@ -317,3 +317,48 @@ async def test_interim_100_continue_is_skipped(make_hub: HubFactory, client: str
         r = await hub.post(CALL, json=GOOD, headers=call_headers())
         assert r.status == 200, await r.text()
         assert await r.read() == GOOD_ANSWER
+
+
+# ---- https: TLS with the provider's host name verified ----------------------
+
+async def test_https_provider(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A provider behind TLS with a certificate for 127.0.0.1 that the system
+    trusts (SSL_CERT_FILE names it): answered; the same server without that
+    trust: provider_unreachable, not a silent downgrade."""
+    import shutil
+    import ssl
+    import subprocess
+
+    from proxy.config import LimitsConfig, UpstreamConfig
+    from proxy.errors import ProviderUnreachable
+    from proxy.upstream_lean import LeanUpstream
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True, timeout=30)
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(http_answer(GOOD_ANSWER))
+        await writer.drain()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=server_ctx)
+    url = f"https://127.0.0.1:{server.sockets[0].getsockname()[1]}/action"
+    try:
+        untrusting = LeanUpstream(UpstreamConfig(), LimitsConfig())
+        with pytest.raises(ProviderUnreachable):
+            await untrusting.post(url, b"{}", secret="s", request_id="r", deadline_s=5)
+        await untrusting.close()
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        trusting = LeanUpstream(UpstreamConfig(), LimitsConfig())
+        answer = await trusting.post(url, b"{}", secret="s", request_id="r", deadline_s=5)
+        assert answer.body == GOOD_ANSWER
+        await trusting.close()
+    finally:
+        server.close()
+        await server.wait_closed()
