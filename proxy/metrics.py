@@ -1,4 +1,10 @@
-"""Prometheus metrics of one worker, in a registry owned by the app.
+"""Prometheus metrics, in a registry owned by the app.
+
+With several worker processes on one port a scrape reaches any one of
+them, so the supervisor turns on prometheus-client's multiprocess mode
+(PROMETHEUS_MULTIPROC_DIR): each worker writes its values to files there and
+/metrics, whichever worker answers, sums them all (gauges per their
+`multiprocess_mode`). A single worker keeps plain in-memory values.
 
 Label children are cached so a call costs a few dict lookups and
 increments. Labels only ever hold names the catalogue or the registry
@@ -7,9 +13,19 @@ already know, never what a consumer typed, so cardinality stays bounded.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    values,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from .guards import BreakerState
 
@@ -36,14 +52,18 @@ class Metrics:
             "apihub_validation_failures", "Payloads that failed their schema",
             ("action", "provider", "side", "mode"), registry=r)
         self._breaker = Gauge(
-            "apihub_breaker_state", "Circuit breaker per provider: 0 closed, 1 half-open, 2 open",
-            ("provider",), registry=r)
+            "apihub_breaker_state", "Circuit breaker per provider: 0 closed, 1 half-open, 2 open "
+            "(with several workers: the worst of them)",
+            ("provider",), registry=r, multiprocess_mode="livemax")
         self._transitions = Counter(
             "apihub_breaker_transitions", "Circuit breaker state changes", ("provider", "to"), registry=r)
-        self.in_flight = Gauge("apihub_in_flight_requests", "Requests being handled", registry=r)
+        self.in_flight = Gauge("apihub_in_flight_requests", "Requests being handled", registry=r,
+                               multiprocess_mode="livesum")
         self.catalogue_generation = Gauge(
-            "apihub_catalogue_generation", "Generation of the catalogue in use", registry=r)
-        self.catalogue_actions = Gauge("apihub_catalogue_actions", "Actions in the catalogue", registry=r)
+            "apihub_catalogue_generation", "Generation of the catalogue in use (per worker pid with several)",
+            registry=r, multiprocess_mode="liveall")
+        self.catalogue_actions = Gauge("apihub_catalogue_actions", "Actions in the catalogue", registry=r,
+                                       multiprocess_mode="liveall")
         self._reloads = Counter("apihub_reloads", "Catalogue reloads by result", ("result",), registry=r)
         self._children: dict[tuple[Any, ...], Any] = {}
 
@@ -72,4 +92,18 @@ class Metrics:
         self._child(self._reloads, "ok" if ok else "error").inc()
 
     def render(self) -> bytes:
+        if MULTIPROC_ENV in os.environ:
+            merged = CollectorRegistry()
+            MultiProcessCollector(merged)  # type: ignore[no-untyped-call]  # every worker's files
+            return generate_latest(merged)
         return generate_latest(self.registry)
+
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def use_shared_values() -> None:
+    """In a forked worker: store values in PROMETHEUS_MULTIPROC_DIR from now on
+    (prometheus-client chose its value class when it was first imported)."""
+    values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
+

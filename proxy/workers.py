@@ -24,13 +24,20 @@ slot 0 is replaced, its replacement opens the admin listener again.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import glob
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+
+from prometheus_client import multiprocess
 
 from .config import Config
 from .logs import get_logger
@@ -102,7 +109,10 @@ class Supervisor:
                 signal.signal(signal.SIGHUP, signal.SIG_IGN)
                 signal.pthread_sigmask(signal.SIG_SETMASK, set())
                 _drain_when_orphaned(parent)
+                from .metrics import use_shared_values
                 from .server import run_worker
+
+                use_shared_values()
 
                 code = run_worker(config)
             except BaseException:  # noqa: BLE001 - a worker must never return into the supervisor
@@ -134,6 +144,8 @@ class Supervisor:
             if slot is None:
                 continue
             slot.pid = None
+            # Its counters stay (they must not go backwards); its live gauges go.
+            multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
             code = os.waitstatus_to_exitcode(status)
             if self.stopping:
                 log.info("worker_exited", slot=slot.index, pid=pid, code=code)
@@ -243,4 +255,23 @@ def supervise(config: Config) -> int:
     if port_problem is not None:
         print(f"apihub: {port_problem}", file=sys.stderr)
         return EXIT_STARTUP
-    return Supervisor(config, worker_count(config.server.workers)).run()
+    with shared_metrics_dir():
+        return Supervisor(config, worker_count(config.server.workers)).run()
+
+
+@contextlib.contextmanager
+def shared_metrics_dir() -> Iterator[None]:
+    """A fresh PROMETHEUS_MULTIPROC_DIR for this run's workers (see metrics.py);
+    an operator's own is used as is, and emptied first as the library asks."""
+    from .metrics import MULTIPROC_ENV
+
+    given = os.environ.get(MULTIPROC_ENV)
+    path = given or tempfile.mkdtemp(prefix="apihub-metrics-")
+    for stale in glob.glob(os.path.join(path, "*.db")):
+        os.unlink(stale)
+    os.environ[MULTIPROC_ENV] = path
+    try:
+        yield
+    finally:
+        if not given:
+            shutil.rmtree(path, ignore_errors=True)

@@ -238,3 +238,30 @@ def start_args(config: Path) -> list[str]:
     import sys
 
     return [sys.executable, "-m", "proxy", "serve", "--config", str(config)]
+
+
+def test_metrics_add_up_every_worker(hub_workers: dict[str, Any]) -> None:
+    """Whichever worker answers a scrape, it reports the calls of all of them,
+    and a killed worker's counts do not vanish (counters never go back)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    base = hub_workers["base"]
+    seen = generations(base, WORKERS)  # new connections: both workers served some
+    calls = 12
+    for value in range(calls):
+        assert call_echo(base, value)[0] == 200
+
+    def ok_calls() -> float:
+        with urllib.request.urlopen(base + "/metrics", timeout=5) as response:
+            text = response.read().decode()
+        return sum(sample.value for family in text_string_to_metric_families(text)
+                   for sample in family.samples
+                   if sample.name == "apihub_requests_total" and sample.labels.get("route") == "call"
+                   and sample.labels.get("outcome") == "ok")
+
+    scrapes = {ok_calls() for _ in range(6)}
+    assert scrapes == {calls}, scrapes
+    victim = pid_of(next(iter(seen)))
+    os.kill(victim, signal.SIGKILL)
+    wait_until(lambda: victim not in {pid_of(i) for i in generations(base, WORKERS)})
+    assert ok_calls() == calls
