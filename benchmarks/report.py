@@ -360,6 +360,13 @@ def _redis(add: Any, run: Run, info: dict[str, Any]) -> None:
     add(_row(run, "registry", "small", "file", "hub, `file` registry"))
     add(_row(run, "registry", "small", "redis", "hub, `redis` registry (private redis-server on core 1)"))
     add("")
+    redis = run.median("registry", "small", "redis", "calls_per_s")
+    file = run.median("registry", "small", "file", "calls_per_s")
+    if redis and file:
+        verdict = "met" if redis / file >= 0.95 else "not met"
+        add(f"Throughput ratio redis / file, warm cache: **{redis / file:.2f}** "
+            f"(target ≥ 0.95: {verdict}).")
+        add("")
     add("With a warm in-process cache the redis backend makes no Redis round trip per call.")
     add("")
 
