@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from aiohttp import web
 
+from . import heap
 from .catalogue import Catalogue, CatalogueError, Problem, SchemaCompiler, load_catalogue
 from .config import Config
 from .forward import ProviderClient
@@ -44,7 +45,7 @@ class CallObserver(Protocol):
     def violation(self, target: Target, side: str, issues: tuple[ValidationIssue, ...]) -> None: ...
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class Snapshot:
     catalogue: Catalogue
     registry: Registry
@@ -86,6 +87,8 @@ class Hub:
     # Set by the cleanup context once the ClientSession exists.
     upstream: ProviderClient | None = None
     shared_registry: bool = False
+    # Set by a serving process: keep the catalogue out of the GC's walks (heap.py).
+    freeze_heap: bool = False
     last_reload_error: str | None = None
     instance: str = field(default_factory=lambda: f"{os.uname().nodename}:{os.getpid()}")
     observers: list[CallObserver] = field(default_factory=list)
@@ -136,7 +139,10 @@ class Hub:
                 self.metrics.reloaded(False)
                 log.exception("catalogue_reload_crashed")
                 return False
-            self.snapshot = snapshot
+            replaced, self.snapshot = self.snapshot, snapshot
+            if self.freeze_heap:
+                heap.refreeze_after(replaced, asyncio.get_running_loop())
+            del replaced
             self.last_reload_error = None
             self.metrics.reloaded(True)
             self.metrics.catalogue_generation.set(generation)

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from . import heap
 from .app import create_app
 from .catalogue import CatalogueError
 from .config import Config
@@ -54,6 +55,8 @@ def run_worker(config: Config, *, sock: socket.socket | None = None) -> int:
         for problem in exc.problems:
             print(f"apihub: catalogue error: {problem}", file=sys.stderr)
         return EXIT_CATALOGUE
+    app[HUB].freeze_heap = True
+    heap.freeze()
     uvloop = use_uvloop()
     asyncio.run(serve_app(app, config, sock=sock, uvloop=uvloop))
     return 0
