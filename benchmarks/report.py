@@ -340,12 +340,12 @@ def _scale(add: Any, run: Run, sc: dict[str, Any]) -> None:
             f"(the {labels[0]}-action hub's own runs ranged {min(spread):.3f}–{max(spread):.3f} s / 1,000 calls). "
             "The call path does one dict lookup for the action and one for each app, whatever the "
             "catalogue's size; what grows is start-up (every schema checked and compiled) and memory. "
-            "A difference beyond the runs' spread comes from that memory: a heap of about a gigabyte makes "
-            "cache misses and the cyclic GC's full collections dearer. `gc.freeze()` after the load won "
-            "about 8% back in a 3,000-action trial, but it would keep every replaced catalogue's reference "
-            "cycles alive after each SIGHUP unless reloads unfreeze first, so it is not done yet; fewer "
-            "objects per compiled schema (the jsonschema-rs engine: ~27 KB instead of ~74 KB per action, "
-            "and a start-up about 5× shorter) is the other lever.")
+            "What is left comes from that memory: a heap of about a gigabyte makes cache misses dearer. "
+            "The cyclic GC no longer walks it: a serving hub moves the loaded catalogue into the "
+            "collector's permanent generation (`gc.freeze()`, proxy/heap.py; a reload unfreezes so the "
+            "replaced catalogue can be collected, then freezes again). Fewer objects per compiled schema "
+            "(the jsonschema-rs engine: ~27 KB instead of ~74 KB per action, and a start-up about 5× "
+            "shorter) is the other lever.")
     add("")
 
 
