@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import hmac
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -90,20 +91,8 @@ class Upstream:
         retry_connect: bool = False,
     ) -> Answer:
         started = time.perf_counter()
-        try:
-            async with asyncio.timeout(deadline_s):
-                try:
-                    return await self._exchange(url, body, secret, request_id, started)
-                except _ConnectFailed:
-                    if not retry_connect:
-                        raise
-                    # Only idempotent actions, only when no answer came back
-                    # (refused, reset or closed before answering); never on a timeout.
-                    return await self._exchange(url, body, secret, request_id, started)
-        except _ConnectFailed as exc:
-            raise ProviderUnreachable(str(exc)) from None
-        except TimeoutError:
-            raise ProviderTimeout(f"provider did not answer within {round(deadline_s * 1000)} ms") from None
+        return await within_deadline(
+            lambda: self._exchange(url, body, secret, request_id, started), deadline_s, retry_connect)
 
     async def _exchange(self, url: str, body: bytes, secret: str, request_id: str, started: float) -> Answer:
         headers = {
@@ -134,11 +123,11 @@ class Upstream:
         except aiohttp.ClientConnectorDNSError:
             raise ProviderUnreachable("provider host name could not be resolved") from None
         except aiohttp.ClientConnectorError as exc:
-            raise _ConnectFailed(f"connection failed: {exc.strerror or type(exc).__name__}") from None
+            raise ConnectFailed(f"connection failed: {exc.strerror or type(exc).__name__}") from None
         except aiohttp.ServerDisconnectedError:
             # Nothing came back (often a pooled keep-alive connection the
             # provider had just closed): an idempotent call may try again.
-            raise _ConnectFailed("provider closed the connection before answering") from None
+            raise ConnectFailed("provider closed the connection before answering") from None
         except aiohttp.ClientPayloadError:
             raise ProviderUnreachable("provider's answer was cut off before its last byte") from None
         except aiohttp.ClientResponseError:
@@ -174,5 +163,24 @@ def _too_large(limit: int) -> InvalidProviderResponse:
     return InvalidProviderResponse(f"provider's answer is larger than the {limit}-byte limit")
 
 
-class _ConnectFailed(Exception):
+async def within_deadline(exchange: Callable[[], Awaitable[Answer]], deadline_s: float,
+                          retry_connect: bool) -> Answer:
+    """The policy both provider clients share: the whole exchange within the
+    deadline; one more try for idempotent actions when no answer came back
+    (refused, reset or closed before answering), never after a timeout."""
+    try:
+        async with asyncio.timeout(deadline_s):
+            try:
+                return await exchange()
+            except ConnectFailed:
+                if not retry_connect:
+                    raise
+                return await exchange()
+    except ConnectFailed as exc:
+        raise ProviderUnreachable(str(exc)) from None
+    except TimeoutError:
+        raise ProviderTimeout(f"provider did not answer within {round(deadline_s * 1000)} ms") from None
+
+
+class ConnectFailed(Exception):
     """No answer came back: an idempotent call may be retried once."""

@@ -32,8 +32,8 @@ from urllib.parse import quote, urlsplit
 import httptools
 
 from .config import LimitsConfig, UpstreamConfig
-from .errors import HubError, InvalidProviderResponse, ProviderError, ProviderTimeout, ProviderUnreachable
-from .forward import USER_AGENT, Answer, signature
+from .errors import HubError, InvalidProviderResponse, ProviderError, ProviderUnreachable
+from .forward import USER_AGENT, Answer, ConnectFailed, signature, within_deadline
 
 # The answer's head (status line and headers) may take this much on top of
 # the body limit; llhttp itself puts no bound on it.
@@ -77,20 +77,8 @@ class LeanUpstream:
     ) -> Answer:
         started = time.perf_counter()
         target = self._targets.get(url) or self._target(url)
-        try:
-            async with asyncio.timeout(deadline_s):
-                try:
-                    return await self._exchange(target, body, secret, request_id, started)
-                except _ConnectFailed:
-                    if not retry_connect:
-                        raise
-                    # Only idempotent actions, only when no answer came back
-                    # (refused, reset or closed before answering); never on a timeout.
-                    return await self._exchange(target, body, secret, request_id, started)
-        except _ConnectFailed as exc:
-            raise ProviderUnreachable(str(exc)) from None
-        except TimeoutError:
-            raise ProviderTimeout(f"provider did not answer within {round(deadline_s * 1000)} ms") from None
+        return await within_deadline(
+            lambda: self._exchange(target, body, secret, request_id, started), deadline_s, retry_connect)
 
     def _target(self, url: str) -> _Target:
         try:
@@ -170,9 +158,9 @@ class LeanUpstream:
             except ssl.SSLError as exc:
                 raise ProviderUnreachable(f"TLS handshake with provider failed: {type(exc).__name__}") from None
             except OSError as exc:
-                raise _ConnectFailed(f"connection failed: {exc.strerror or type(exc).__name__}") from None
+                raise ConnectFailed(f"connection failed: {exc.strerror or type(exc).__name__}") from None
             if conn.closed:  # lost at once: the slot is still this call's to give back
-                raise _ConnectFailed("provider closed the connection before answering")
+                raise ConnectFailed("provider closed the connection before answering")
             conn.owns_slot = True
             reserved = False
             return conn
@@ -353,7 +341,7 @@ class _Connection(asyncio.Protocol):
 
     async def exchange(self, request: bytes) -> bytes:
         if self.closed or self._transport is None:
-            raise _ConnectFailed("provider closed the connection before answering")
+            raise ConnectFailed("provider closed the connection before answering")
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[bytes] = loop.create_future()
         self._waiter = waiter
@@ -389,7 +377,7 @@ class _Connection(asyncio.Protocol):
         if self._received == 0:
             # Nothing came back (often a pooled keep-alive connection the
             # provider had just closed): an idempotent call may try again.
-            waiter.set_exception(_ConnectFailed("provider closed the connection before answering"))
+            waiter.set_exception(ConnectFailed("provider closed the connection before answering"))
         elif self._headers_done and not self._framed and exc is None:
             self._finish()  # an answer delimited by the end of the connection
         else:
@@ -475,7 +463,3 @@ class _Connection(asyncio.Protocol):
 
 def _too_large(limit: int) -> InvalidProviderResponse:
     return InvalidProviderResponse(f"provider's answer is larger than the {limit}-byte limit")
-
-
-class _ConnectFailed(Exception):
-    """No answer came back: an idempotent call may be retried once."""
