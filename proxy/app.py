@@ -10,7 +10,7 @@ import orjson
 from aiohttp import web
 
 from . import call, export, fanout
-from .catalogue import SchemaCompiler
+from .catalogue import compiler_for
 from .config import Config
 from .conformance import Conformance
 from .forward import Upstream
@@ -38,7 +38,7 @@ def create_app(
     catalogue/apps/ and are reloaded with the catalogue.
     """
     metrics = Metrics()
-    compiler = SchemaCompiler(config.catalogue.validator)
+    compiler = compiler_for(config.catalogue)
     snapshot = load_snapshot(config, generation=1, compiler=compiler, registry=registry, environ=environ)
 
     def breaker_changed(provider: str, old: BreakerState, new: BreakerState) -> None:

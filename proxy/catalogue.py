@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 import orjson
 
+from .codecache import CodeCache
+from .config import CatalogueConfig
 from .schemas import SchemaError, Validator, compile_schema
 
 Mode = Literal["strict", "report"]
@@ -109,8 +111,9 @@ class SchemaCompiler:
     load are dropped so the memo cannot grow without bound.
     """
 
-    def __init__(self, engine: str = "fastjsonschema") -> None:
+    def __init__(self, engine: str = "fastjsonschema", code_cache: CodeCache | None = None) -> None:
         self.engine = engine  # [catalogue] validator
+        self._code_cache = code_cache  # [catalogue] cache_dir
         self._memo: dict[bytes, tuple[Validator, str]] = {}
         self._used: dict[bytes, tuple[Validator, str]] = {}
 
@@ -118,7 +121,7 @@ class SchemaCompiler:
         key = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
         hit = self._used.get(key) or self._memo.get(key)
         if hit is None:
-            hit = compile_schema(schema, self.engine)
+            hit = compile_schema(schema, self.engine, self._code_cache)
         self._used[key] = hit
         return hit
 
@@ -127,6 +130,11 @@ class SchemaCompiler:
 
     def discard(self) -> None:
         self._used = {}
+
+
+def compiler_for(config: CatalogueConfig) -> SchemaCompiler:
+    cache = CodeCache(Path(config.cache_dir)) if config.cache_dir else None
+    return SchemaCompiler(config.validator, cache)
 
 
 def now_rfc3339() -> str:

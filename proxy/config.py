@@ -41,6 +41,9 @@ class ServerConfig:
 class CatalogueConfig:
     path: Path = Path("catalogue")
     validator: Literal["fastjsonschema", "jsonschema-rs"] = "fastjsonschema"
+    # Compiled validators kept between runs (codecache.py); "" = off. Relative
+    # to the config file; must be writable only by the hub's user.
+    cache_dir: str = ""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -155,7 +158,10 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, source: str = "config")
         raise ConfigError(f"{source}: [admin] token_sha256: expected 64 lowercase hex digits")
     return dataclasses.replace(
         config,
-        catalogue=dataclasses.replace(config.catalogue, path=catalogue_path),
+        catalogue=dataclasses.replace(
+            config.catalogue, path=catalogue_path,
+            cache_dir=str(base_dir / config.catalogue.cache_dir) if config.catalogue.cache_dir else "",
+        ),
         admin=admin,
     )
 

@@ -22,10 +22,12 @@ A schema without ``$schema`` is draft-07.
 from __future__ import annotations
 
 import copy
+import functools
 import re
+import types
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fastjsonschema
 import jsonschema
@@ -37,6 +39,9 @@ from fastjsonschema.draft07 import CodeGeneratorDraft07
 from fastjsonschema.draft2019 import CodeGeneratorDraft2019
 
 from .errors import ValidationIssue
+
+if TYPE_CHECKING:
+    from .codecache import CodeCache
 
 DRAFT_07 = "http://json-schema.org/draft-07/schema#"
 
@@ -169,6 +174,7 @@ def _short(message: str, limit: int = 200) -> str:
     return message if len(message) <= limit else message[: limit - 1] + "…"
 
 
+@functools.cache  # one per draft: the regexes are the same for every schema
 def _format_checker(draft: _Draft) -> jsonschema.FormatChecker:
     """jsonschema's format checks, using fastjsonschema's own regexes."""
     regexes = dict(CodeGeneratorDraft2019.FORMAT_REGEXS)
@@ -193,13 +199,20 @@ def is_regex(value: Any) -> bool:
     return True
 
 
-def compile_schema(schema: Any, engine: str = "fastjsonschema") -> tuple[Validator, str]:
+def compile_schema(schema: Any, engine: str = "fastjsonschema",
+                   code_cache: CodeCache | None = None) -> tuple[Validator, str]:
     """Check and compile a schema; returns (validator, draft name).
 
     `engine` is `[catalogue] validator`: "fastjsonschema" (the default, as
     described above) or "jsonschema-rs" (schemas_rs.py, same checks, same
-    issues). Raises SchemaError when the schema is refused.
+    issues). Raises SchemaError when the schema is refused. With a
+    `code_cache`, fastjsonschema's code for a schema that passed the checks
+    before is loaded instead of generated (codecache.py).
     """
+    if engine == "fastjsonschema" and code_cache is not None:
+        cached = _from_cache(schema, code_cache)
+        if cached is not None:
+            return cached
     draft = check_schema(schema)
     if engine == "jsonschema-rs":
         from .schemas_rs import compile_rs
@@ -208,25 +221,55 @@ def compile_schema(schema: Any, engine: str = "fastjsonschema") -> tuple[Validat
     explainer = draft.meta(schema, format_checker=_format_checker(draft))
     if draft.generator is None:
         return _reference_validator(explainer), draft.name
-    # A copy: fastjsonschema rewrites `$ref`s in place while it compiles.
-    definition = copy.deepcopy(schema)
-    if isinstance(definition, dict) and "$schema" not in definition:
-        # fastjsonschema would otherwise pick its newest generator.
-        definition = {"$schema": DRAFT_07, **definition}
+    definition = _definition(schema)
     try:
-        decide = fastjsonschema.compile(
-            definition,
+        source = fastjsonschema.compile_to_code(
+            copy.deepcopy(definition),  # fastjsonschema rewrites `$ref`s in place
             handlers=_NO_REMOTE,
             use_default=False,  # validation must never change what is forwarded
             # Details only cost on failure; without them 2.22 cannot compile `const`.
             detailed_exceptions=True,
         )
+        code = compile(source, "<apihub schema>", "exec")
+        decide = _run(code)
     except RecursionError:
         raise SchemaError("", "too deeply nested to compile") from None
     except SchemaError:
         raise
     except Exception as exc:  # fastjsonschema has crashed with KeyError and friends
         raise SchemaError("", f"cannot be compiled: {type(exc).__name__}: {exc}") from None
+    if code_cache is not None:
+        code_cache.store(definition, code)
+    return _fast_validator(decide, explainer, _quick_explainer(schema, draft)), draft.name
+
+
+def _definition(schema: Any) -> Any:
+    if isinstance(schema, dict) and "$schema" not in schema:
+        # fastjsonschema would otherwise pick its newest generator.
+        return {"$schema": DRAFT_07, **schema}
+    return schema
+
+
+def _run(code: types.CodeType) -> Callable[[Any], Any]:
+    """The `validate` function of fastjsonschema's generated module."""
+    namespace: dict[str, Any] = {}
+    exec(code, namespace)  # noqa: S102 - code fastjsonschema generated from a checked schema
+    return namespace["validate"]  # type: ignore[no-any-return]
+
+
+def _from_cache(schema: Any, code_cache: CodeCache) -> tuple[Validator, str] | None:
+    """A schema that passed every check before: its stored code, no checks again."""
+    draft = _draft_of(schema)
+    if draft.generator is None:
+        return None
+    code = code_cache.load(_definition(schema))
+    if code is None:
+        return None
+    try:
+        decide = _run(code)
+    except Exception:  # a stale or damaged entry: compile afresh
+        return None
+    explainer = draft.meta(schema, format_checker=_format_checker(draft))
     return _fast_validator(decide, explainer, _quick_explainer(schema, draft)), draft.name
 
 

@@ -238,14 +238,14 @@ def port_available(config: Config) -> str | None:
 
 def supervise(config: Config) -> int:
     """Check the catalogue once, then run `worker_count` workers until SIGTERM."""
-    from .catalogue import CatalogueError, SchemaCompiler
+    from .catalogue import CatalogueError, compiler_for
     from .hub import load_snapshot
     from .registry.file import FileRegistry
 
     # With a shared registry the apps are not files: check only the actions.
     shared = FileRegistry({}) if config.registry.backend != "file" else None
     try:
-        load_snapshot(config, generation=1, compiler=SchemaCompiler(config.catalogue.validator),
+        load_snapshot(config, generation=1, compiler=compiler_for(config.catalogue),
                       registry=shared)
     except CatalogueError as exc:
         for problem in exc.problems:

@@ -132,11 +132,11 @@ def write_catalogue(root: Path, actions: list[dict[str, Any]], apps: list[dict[s
     return root
 
 
-def make_config(catalogue: Path, **sections: dict[str, Any]) -> Config:
-    raw: dict[str, Any] = {"catalogue": {"path": str(catalogue)}, "log": {"format": "json", "level": "info"}}
+def make_config(root: Path, /, **sections: dict[str, Any]) -> Config:
+    raw: dict[str, Any] = {"catalogue": {"path": str(root)}, "log": {"format": "json", "level": "info"}}
     for name, values in sections.items():
         raw.setdefault(name, {}).update(values)
-    return parse_config(copy.deepcopy(raw), base_dir=catalogue.parent)
+    return parse_config(copy.deepcopy(raw), base_dir=root.parent)
 
 
 def call_headers(token: str = CONSUMER_TOKEN, community: str = COMMUNITY, **extra: str) -> dict[str, str]:
