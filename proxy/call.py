@@ -277,8 +277,6 @@ async def send(hub: Hub, target: Target, payload: bytes, *, request_id: str, dea
         breaker.abandon(probe=probe)
         hub.observe_outcome(target, "provider_overloaded")
         raise
-    if record is not None:
-        record.bytes_up = len(payload)
     # None: the call never finished (cancelled, say by a shutdown): it says
     # nothing about the provider, so the breaker does not count it.
     failed: bool | None = None

@@ -48,7 +48,6 @@ class CallRecord:
     community: str = ""
     requester: str = ""
     bytes_in: int = 0
-    bytes_up: int = 0
     upstream_ms: float | None = None
 
 

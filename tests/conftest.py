@@ -21,6 +21,7 @@ from proxy.config import LogConfig
 from proxy.logs import configure_logging
 
 from .faults import ANSWER_MARKER, BODY_MARKER
+from .redis_server import RedisServer, private_redis
 from .support import (
     CONSUMER_TOKEN,
     ECHO,
@@ -138,6 +139,13 @@ def start_provider(aiohttp_server: Any) -> Callable[[Behaviour], Awaitable[Provi
         return p
 
     return start
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A private redis-server on a free port (skipped, or failed under
+    APIHUB_REQUIRE_REDIS=1, when the binary is missing)."""
+    yield from private_redis(tmp_path)
 
 
 HubFactory = Callable[..., Awaitable[TestClient]]

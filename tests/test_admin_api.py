@@ -5,7 +5,7 @@ and a real redis-server, the file backend's read-only answers, and the
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from proxy.hub import HUB
 from proxy.registry.redis import open_registry
 
 from .conftest import Provider
-from .redis_server import RedisServer, private_redis
+from .redis_server import RedisServer
 from .support import (
     COMMUNITY,
     ECHO,
@@ -37,9 +37,6 @@ from .support import (
 pytestmark = pytest.mark.redis
 
 
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    yield from private_redis(tmp_path)
 
 ADMIN_TOKEN = "adm-tok-51f0e2d3c4b5"
 ADMIN = {"token_sha256": hashlib.sha256(ADMIN_TOKEN.encode()).hexdigest()}

@@ -223,10 +223,8 @@ async def test_provider_gzip_bomb_is_cut_at_the_limit(make_hub: HubFactory) -> N
         assert "limit" in doc["detail"]
 
 
-async def test_provider_trickles_past_the_deadline(make_hub: HubFactory) -> None:
-    """Headers at once, then the body a byte every 50 ms: the deadline covers
-    the whole answer, not just its first byte."""
-    body = GOOD_ANSWER
+def trickler(body: bytes, *, pause_s: float) -> Any:
+    """A provider that sends its head at once, then the body a byte at a time."""
 
     async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
@@ -234,9 +232,15 @@ async def test_provider_trickles_past_the_deadline(make_hub: HubFactory) -> None
         for i in range(len(body)):
             writer.write(body[i:i + 1])
             await writer.drain()
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(pause_s)
 
-    async with raw_provider(trickle) as p:
+    return trickle
+
+
+async def test_provider_trickles_past_the_deadline(make_hub: HubFactory) -> None:
+    """Headers at once, then the body a byte every 50 ms: the deadline covers
+    the whole answer, not just its first byte."""
+    async with raw_provider(trickler(GOOD_ANSWER, pause_s=0.05)) as p:
         hub = await hub_for(make_hub, p.url)
         started = time.monotonic()
         r = await hub.post(CALL + "?timeout=600", json=GOOD, headers=call_headers())
@@ -248,16 +252,7 @@ async def test_provider_trickles_past_the_deadline(make_hub: HubFactory) -> None
 async def test_provider_trickles_within_the_deadline(make_hub: HubFactory) -> None:
     """The same trickle inside the deadline is a slow but valid answer: 200, bytes unchanged."""
     body = b'{"data": {"echo": 1}}'
-
-    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_request(reader)
-        writer.write(http_answer(body)[: -len(body)])
-        for i in range(len(body)):
-            writer.write(body[i:i + 1])
-            await writer.drain()
-            await asyncio.sleep(0.01)
-
-    async with raw_provider(trickle) as p:
+    async with raw_provider(trickler(body, pause_s=0.01)) as p:
         hub = await hub_for(make_hub, p.url)
         r = await hub.post(CALL + "?timeout=5000", json=GOOD, headers=call_headers())
         assert r.status == 200, await r.text()

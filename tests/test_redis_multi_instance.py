@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from .redis_server import RedisServer, private_redis
+from .redis_server import RedisServer
 from .support import (
     CONSUMER_TOKEN,
     ECHO,
@@ -36,9 +36,6 @@ from .support import (
 pytestmark = [pytest.mark.redis, pytest.mark.slow]
 
 
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    yield from private_redis(tmp_path)
 
 ADMIN_TOKEN = "adm-multi-7e6d5c4b3a"
 CALL = f"/v1/services/call/{ECHO}/provider-app"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from proxy.registry.redis import (
 )
 
 from .conftest import Provider
-from .redis_server import RedisServer, private_redis, start_redis
+from .redis_server import RedisServer, start_redis
 from .support import (
     COMMUNITY,
     CONSUMER_TOKEN,
@@ -48,9 +48,6 @@ from .support import (
 pytestmark = pytest.mark.redis
 
 
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    yield from private_redis(tmp_path)
 
 PREFIX = "t"
 CALL = f"/v1/services/call/{ECHO}/provider-app"

@@ -22,8 +22,8 @@ from proxy.config import ServerConfig
 from proxy.workers import worker_count
 
 from .support import (
-    CONSUMER_TOKEN,
     COMMUNITY,
+    CONSUMER_TOKEN,
     ECHO,
     consumer_manifest,
     echo_action,
