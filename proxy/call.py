@@ -235,7 +235,6 @@ async def call_provider(
     )
     issues = version.validate_request(forwarded)
     if issues:
-        hub.metrics.violation(action.name, provider.id, "request", version.enforce_request)
         hub.observe_violation(target, "request", issues, request_id)
         if version.enforce_request == "strict":
             raise InvalidRequest(
@@ -249,7 +248,6 @@ async def call_provider(
         raise InvalidProviderResponse("provider's answer is not valid JSON") from None
     issues = version.validate_response(parsed)
     if issues:
-        hub.metrics.violation(action.name, provider.id, "response", version.enforce_response)
         hub.observe_violation(target, "response", issues, request_id)
         if version.enforce_response == "strict":
             hub.observe_outcome(target, "invalid_provider_response")

@@ -114,7 +114,6 @@ def check_request(legs: list[Leg], body: dict[str, Any], caller: Caller, hub: Hu
         if not issues_by_version[version.version]:
             return
     for leg in legs:  # counted and logged as the single calls would have been
-        hub.metrics.violation(caller.action.name, leg.target.provider.id, "request", "strict")
         hub.observe_violation(leg.target, "request", issues_by_version[leg.target.version.version], request_id)
     versions = sorted(issues_by_version)
     merged = list(dict.fromkeys(issue for v in reversed(versions) for issue in issues_by_version[v]))

@@ -110,6 +110,7 @@ class Hub:
                           request_id: str) -> None:
         # Where and what, never the payload: it may hold personal data or the secret.
         mode = target.version.enforce_request if side == "request" else target.version.enforce_response
+        self.metrics.violation(target.action.name, target.provider.id, side, mode)
         violation_log.warning(
             "validation_failed", requestId=request_id, action=target.action.name,
             version=target.version.version, provider=target.provider.id, side=side, mode=mode,
