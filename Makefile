@@ -40,6 +40,7 @@ lint: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	$(BIN)/python -m mypy proxy
 	$(BIN)/python -m ruff check proxy --select E,F,W,I,B,UP
+	$(BIN)/lint-imports
 
 check: $(STAMP)
 	$(BIN)/apihub catalogue check catalogue

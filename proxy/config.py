@@ -28,7 +28,7 @@ class ConfigError(Exception):
 class ServerConfig:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
-    # 0 means one worker per CPU (proxy/workers.py).
+    # 0 means one worker per CPU (run/supervisor.py).
     workers: int = 0
     shutdown_grace_s: float = 30.0
     header_timeout_ms: int = 10_000
@@ -40,15 +40,17 @@ class ServerConfig:
 @dataclass(frozen=True, kw_only=True, slots=True)
 class CatalogueConfig:
     path: Path = Path("catalogue")
-    validator: Literal["fastjsonschema", "jsonschema-rs"] = "fastjsonschema"
-    # Compiled validators kept between runs (codecache.py); "" = off. Relative
+    # An engine name of validation/engines.py; checked there.
+    validator: str = "fastjsonschema"
+    # Compiled validators kept between runs (validation/codecache.py); "" = off. Relative
     # to the config file; must be writable only by the hub's user.
     cache_dir: str = ""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class RegistryConfig:
-    backend: Literal["file", "redis"] = "file"
+    # A backend name of registry/backends.py; checked there.
+    backend: str = "file"
     # May hold a password: kept out of reprs (and health, logs: see registry/redis.py).
     url: str = field(default="redis://127.0.0.1:6379/0", repr=False)
     prefix: str = "apihub"
@@ -73,7 +75,8 @@ class UpstreamConfig:
     keepalive_timeout_s: float = 30.0
     # The HTTP client for provider calls: aiohttp's ClientSession, or the hub's
     # own keep-alive HTTP/1.1 client (proxy/upstream_lean.py).
-    client: Literal["aiohttp", "lean"] = "aiohttp"
+    # A client name of upstream/clients.py; checked there.
+    client: str = "aiohttp"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -148,12 +151,6 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, source: str = "config")
     admin = config.admin
     if not admin.token_sha256 and os.environ.get("APIHUB_ADMIN_TOKEN_SHA256"):
         admin = dataclasses.replace(admin, token_sha256=os.environ["APIHUB_ADMIN_TOKEN_SHA256"])
-    if config.catalogue.validator == "jsonschema-rs":
-        from .schemas_rs import INSTALL_HINT, available
-
-        if not available():
-            raise ConfigError(f"{source}: [catalogue] validator = \"jsonschema-rs\" needs the "
-                              f"jsonschema-rs package, which is not installed: {INSTALL_HINT}")
     if admin.token_sha256 and not _is_sha256_hex(admin.token_sha256):
         raise ConfigError(f"{source}: [admin] token_sha256: expected 64 lowercase hex digits")
     return dataclasses.replace(

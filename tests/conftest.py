@@ -16,9 +16,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from proxy.app import create_app
+from proxy.web.app import create_app
 from proxy.config import LogConfig
-from proxy.logs import configure_logging
+from proxy.observe.logs import configure_logging
 
 from .faults import ANSWER_MARKER, BODY_MARKER
 from .redis_server import RedisServer, private_redis

@@ -19,9 +19,9 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from proxy.app import create_app
+from proxy.web.app import create_app
 from proxy.config import Config
-from proxy.server import runner_for
+from proxy.run.serve import runner_for
 
 from .support import CONSUMER_TOKEN, OTHER_TOKEN, PROVIDER_SECRET
 

@@ -22,6 +22,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from proxy.config import Config, parse_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -245,3 +247,15 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float = 10.0) -> Any:
             return value
         time.sleep(0.05)
     raise AssertionError("condition not met in time")
+
+
+async def problem(response: Any, status: int, code: str) -> dict[str, Any]:
+    body = await response.read()
+    assert response.status == status, body
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    doc = orjson.loads(body)
+    assert doc["code"] == code, doc
+    assert doc["status"] == status
+    assert doc["requestId"] == response.headers["X-Request-Id"]
+    assert doc["title"] and doc["detail"]
+    return doc  # type: ignore[no-any-return]

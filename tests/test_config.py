@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from proxy.web.app import create_app
 from proxy.config import Config, ConfigError, load_config, parse_config
 
 from .support import ROOT
@@ -34,7 +35,6 @@ def test_defaults_and_relative_catalogue(tmp_path: Path) -> None:
     ("[server]\nprot = 80\n", "[server] prot: unknown key"),
     ("[serve]\nport = 80\n", "unknown section [serve]"),
     ('[log]\nformat = "xml"\n', "[log] format: expected one of"),
-    ('[registry]\nbackend = "etcd"\n', "[registry] backend"),
     ("[limits]\nmax_request_bytes = true\n", "[limits] max_request_bytes: expected an integer"),
     ('[admin]\ntoken_sha256 = "abc"\n', "[admin] token_sha256"),
     ("[server\n", "not valid TOML"),
@@ -58,3 +58,18 @@ def test_admin_token_hidden_and_from_env(monkeypatch: pytest.MonkeyPatch, tmp_pa
     config = parse_config({}, base_dir=tmp_path)
     assert config.admin.token_sha256 == digest
     assert digest not in repr(config)
+
+
+@pytest.mark.parametrize(("text", "needle"), [
+    ('[registry]\nbackend = "etcd"\n', "[registry] backend"),
+    ('[upstream]\nclient = "curl"\n', "[upstream] client"),
+    ('[catalogue]\nvalidator = "ajv"\n', "[catalogue] validator"),
+])
+def test_unknown_seam_names_stop_the_hub_naming_the_key(tmp_path: Path, text: str, needle: str) -> None:
+    # Names are checked by the seam that owns them, when the hub is built.
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    config = load_config(path)
+    with pytest.raises(ConfigError) as caught:
+        create_app(config)
+    assert needle in str(caught.value)

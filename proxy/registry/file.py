@@ -1,7 +1,9 @@
-"""The embedded registry: app manifests in catalogue/apps/*.json.
+"""The embedded registry (`[registry] backend = "file"`): app manifests in
+catalogue/apps/*.json.
 
 Immutable once built; a reload builds a new one and swaps it in whole,
-together with the catalogue.
+together with the catalogue. The files are the source of truth, so every
+admin write answers 409 registry_read_only.
 """
 
 from __future__ import annotations
@@ -12,12 +14,24 @@ from typing import Any
 
 import orjson
 
-from ..catalogue import CatalogueError, Problem
+from ..config import Config
+from ..errors import CatalogueError, Problem, RegistryReadOnly
+from .base import PutOutcome, Registry
 from .manifest import App, ManifestError, parse_manifest
+
+READ_ONLY = (
+    "the registry is read-only: with [registry] backend = \"file\" the manifests in "
+    "catalogue/apps/ are the source of truth (edit them and send SIGHUP), or switch to "
+    "backend = \"redis\" to manage apps through this API")
 
 
 class FileRegistry:
-    def __init__(self, apps: Mapping[str, App]) -> None:
+    name = "file"
+
+    def __init__(self, apps: Mapping[str, App], *, folder: Path | None = None,
+                 environ: Mapping[str, str] | None = None) -> None:
+        self._folder = folder
+        self._environ = environ
         self._apps = dict(apps)
         self._by_token = {digest: app for app in self._apps.values() for digest in app.token_hashes}
         index: dict[tuple[str, str], list[App]] = {}
@@ -42,6 +56,40 @@ class FileRegistry:
 
     def health(self) -> dict[str, Any] | None:
         return None
+
+    @classmethod
+    def open(cls, config: Config, environ: Mapping[str, str] | None = None) -> FileRegistry:
+        """Empty until read with the catalogue (`reread`), so that one load
+        reports the problems of both folders together."""
+        return cls({}, folder=Path(config.catalogue.path) / "apps", environ=environ)
+
+    async def start(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        pass
+
+    def reread(self) -> Registry:
+        if self._folder is None:  # built from apps in memory: nothing to read again
+            return self
+        return FileRegistry(read_apps_folder(self._folder, self._environ), folder=self._folder,
+                            environ=self._environ)
+
+    async def manifests(self) -> Sequence[Mapping[str, Any]]:
+        return [app.manifest for _, app in sorted(self._apps.items())]
+
+    async def manifest(self, app_id: str) -> Mapping[str, Any] | None:
+        found = self._apps.get(app_id)
+        return None if found is None else found.manifest
+
+    async def put_app(self, doc: Mapping[str, Any]) -> PutOutcome:
+        raise RegistryReadOnly(READ_ONLY)
+
+    async def delete_app(self, app_id: str) -> bool:
+        raise RegistryReadOnly(READ_ONLY)
+
+    async def set_installed(self, community: str, app_id: str, installed: bool) -> bool:
+        raise RegistryReadOnly(READ_ONLY)
 
 
 def read_apps_folder(

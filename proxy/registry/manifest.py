@@ -6,14 +6,15 @@ manifest means the same thing wherever it comes from.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-TOKEN_PREFIX = "sha256:"
+from ..jsonpointer import escape
+from ..tokens import TOKEN_PREFIX
+
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _KEYS = {"id", "displayName", "icon", "secret", "tokens", "communities", "provides", "consumes",
@@ -67,12 +68,6 @@ class App:
 
     def public(self) -> dict[str, Any]:
         return {"id": self.id, "displayName": self.display_name, "icon": self.icon}
-
-
-def hash_token(token: str) -> str:
-    # aiohttp decodes header bytes that are not UTF-8 as surrogates: hash the
-    # bytes as sent (such a token matches nothing, and is simply unknown).
-    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def parse_manifest(
@@ -140,7 +135,7 @@ def _provides(value: Any) -> dict[str, Provision]:
         raise ManifestError("/provides", "must be an object of action name -> {url, versions}")
     provides: dict[str, Provision] = {}
     for action, spec in value.items():
-        where = "/provides/" + action.replace("~", "~0").replace("/", "~1")
+        where = "/provides/" + escape(action)
         if not isinstance(spec, dict):
             raise ManifestError(where, "must be an object with 'url' and 'versions'")
         for key in spec:
@@ -185,3 +180,14 @@ def _secret(value: Any, environ: Mapping[str, str], resolve: bool, *, required: 
             raise ManifestError("/secret/env", f"environment variable {value['env']} is not set or empty")
         return Secret(resolved)
     raise ManifestError("/secret", "must be a string or {\"env\": \"VARIABLE\"}")
+
+
+MASK = "***"
+
+
+def redacted(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """The manifest without the secret's value."""
+    doc = dict(manifest)
+    if isinstance(doc.get("secret"), str):
+        doc["secret"] = MASK
+    return doc

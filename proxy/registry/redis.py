@@ -45,12 +45,11 @@ import os
 import re
 import time
 import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import orjson
-from aiohttp import web
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
@@ -60,8 +59,10 @@ from redis.exceptions import RedisError, WatchError
 
 from ..config import Config, ConfigError, RegistryConfig
 from ..errors import RegistryUnavailable
-from ..logs import get_logger
-from .manifest import TOKEN_PREFIX, App, ManifestError, parse_manifest
+from ..observe.logs import get_logger
+from ..tokens import TOKEN_PREFIX
+from .base import PutOutcome, Registry
+from .manifest import App, ManifestError, parse_manifest
 
 log = get_logger("apihub.registry")
 
@@ -218,7 +219,6 @@ class Change:
         return orjson.dumps({"app": self.app, "tokens": sorted(self.tokens)})
 
 
-PutOutcome = Literal["created", "updated", "unchanged"]
 
 
 def _index_of(doc: Mapping[str, Any] | None) -> tuple[set[str], set[str], set[str]]:
@@ -384,6 +384,8 @@ class _Entry:
 class RedisRegistry:
     """The Registry Protocol over Redis, with the cache described above."""
 
+    name = "redis"
+
     def __init__(self, config: RegistryConfig, *, environ: Mapping[str, str] | None = None,
                  max_entries: int = MAX_ENTRIES) -> None:
         self._config = config
@@ -436,13 +438,6 @@ class RedisRegistry:
             await disconnect(self._client)
             self._client = None
 
-    async def cleanup_ctx(self, app: web.Application) -> AsyncIterator[None]:
-        await self.start()
-        try:
-            yield
-        finally:
-            await self.close()
-
     @property
     def writer(self) -> RegistryWriter:
         if self._writer is None:
@@ -454,7 +449,33 @@ class RedisRegistry:
         return await self._round_trip(lambda: operation(self.writer), fail_fast=False,
                                       timeout_s=max(2.0, 4 * self._timeout))
 
-    # -- the Registry Protocol --
+    @classmethod
+    def open(cls, config: Config, environ: Mapping[str, str] | None = None) -> RedisRegistry:
+        try:
+            check_url(config.registry.url)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        return cls(config.registry, environ=environ)
+
+    def reread(self) -> Registry:
+        return self  # shared: changes arrive over pub/sub, not with the catalogue
+
+    async def manifests(self) -> Sequence[Mapping[str, Any]]:
+        return await self.call(lambda w: w.list_manifests())
+
+    async def manifest(self, app_id: str) -> Mapping[str, Any] | None:
+        return await self.call(lambda w: w.get_manifest(app_id))
+
+    async def put_app(self, doc: Mapping[str, Any]) -> PutOutcome:
+        return await self.call(lambda w: w.put_app(doc))
+
+    async def delete_app(self, app_id: str) -> bool:
+        return await self.call(lambda w: w.delete_app(app_id))
+
+    async def set_installed(self, community: str, app_id: str, installed: bool) -> bool:
+        return await self.call(lambda w: w.set_installed(community, app_id, installed))
+
+    # -- lookups --
 
     async def app_by_token(self, token_hash: str) -> App | None:
         entry = self._tokens.get(token_hash)
@@ -645,14 +666,3 @@ class RedisRegistry:
             if action in app.provides and community in app.communities:
                 found.append(app)
         return tuple(found)
-
-
-def open_registry(config: Config, *, environ: Mapping[str, str] | None = None) -> RedisRegistry | None:
-    """The shared registry the config asks for; None for the file backend."""
-    if config.registry.backend != "redis":
-        return None
-    try:
-        check_url(config.registry.url)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    return RedisRegistry(config.registry, environ=environ)

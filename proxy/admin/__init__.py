@@ -1,0 +1,1 @@
+"""The admin listener: apps and installations, conformance."""

@@ -1,0 +1,84 @@
+"""The catalogue's model: actions, their versions and compiled schemas.
+
+Sources (action files, OpenAPI documents) produce plain `ActionSpec`s;
+the loader compiles them into `Action`s, frozen for the life of a catalogue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import Problem
+from ..types import Mode
+from ..validation import Validator
+
+MODES: tuple[Mode, ...] = ("strict", "report")
+
+
+@dataclass(frozen=True, slots=True)
+class VersionSpec:
+    request: Any
+    response: Any
+    enforce_request: Mode = "strict"
+    enforce_response: Mode = "strict"
+
+
+@dataclass(frozen=True, slots=True)
+class ActionSpec:
+    """An action as a source describes it, before compilation."""
+
+    name: str
+    source: str  # file, or file#pointer inside an OpenAPI document
+    versions: Mapping[int, VersionSpec]
+    title: str = ""
+    description: str = ""
+    idempotent: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ActionVersion:
+    version: int
+    request_schema: Any
+    response_schema: Any
+    validate_request: Validator
+    validate_response: Validator
+    draft: str
+    enforce_request: Mode = "strict"
+    enforce_response: Mode = "strict"
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    name: str
+    title: str
+    description: str
+    source: str
+    versions: Mapping[int, ActionVersion]
+    idempotent: bool = False
+
+    def best_version(self, offered: Iterable[int]) -> int | None:
+        """The highest version both this catalogue and `offered` have."""
+        best = None
+        for version in offered:  # on every call: no intermediate sets
+            if version in self.versions and (best is None or version > best):
+                best = version
+        return best
+
+
+@dataclass(frozen=True, slots=True)
+class Catalogue:
+    actions: Mapping[str, Action]
+    generation: int = 0
+    loaded_at: str = ""
+    warnings: tuple[Problem, ...] = ()
+    load_seconds: float = 0.0
+
+
+def summary(catalogue: Catalogue) -> list[dict[str, Any]]:
+    return [
+        {"action": a.name, "versions": sorted(a.versions), "source": a.source}
+        for a in sorted(catalogue.actions.values(), key=lambda a: a.name)
+    ]
+

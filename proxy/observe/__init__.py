@@ -1,0 +1,1 @@
+"""Observability: logs, metrics, and what each provider call tells them."""

@@ -1,0 +1,40 @@
+"""Where the pipeline reports each provider call: the metrics, the
+validation log line and every other CallObserver (conformance, ...)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..types import CallObserver, CallSite, Mode, Side, ValidationIssue
+from .logs import get_logger
+from .metrics import Metrics
+
+violation_log = get_logger("apihub.validation")
+
+
+class CallObservers:
+    """A CallObserver that tells the metrics, the log and `others` in turn."""
+
+    def __init__(self, metrics: Metrics, others: Sequence[CallObserver] = ()) -> None:
+        self._metrics = metrics
+        self._others = tuple(others)
+
+    def outcome(self, site: CallSite, outcome: str) -> None:
+        for observer in self._others:
+            observer.outcome(site, outcome)
+
+    def upstream(self, site: CallSite, ms: float) -> None:
+        self._metrics.observe_upstream(site.action, site.provider, ms / 1000)
+        for observer in self._others:
+            observer.upstream(site, ms)
+
+    def violation(self, site: CallSite, side: Side, mode: Mode, issues: tuple[ValidationIssue, ...],
+                  request_id: str) -> None:
+        # Where and what, never the payload: it may hold personal data or the secret.
+        self._metrics.violation(site.action, site.provider, side, mode)
+        violation_log.warning(
+            "validation_failed", requestId=request_id, action=site.action, version=site.version,
+            provider=site.provider, side=side, mode=mode, violations=[issue.as_json() for issue in issues],
+        )
+        for observer in self._others:
+            observer.violation(site, side, mode, issues, request_id)

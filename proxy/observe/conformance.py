@@ -1,0 +1,324 @@
+"""Provider conformance: how each provider answers each action version.
+
+A `CallObserver` (types.py) told about every provider call. Per provider ×
+action × version it counts calls, successes, invalid responses, timeouts
+and errors, keeps an upstream-latency histogram and the last few response
+violations (where and what, never the payload), and answers
+`GET /admin/v1/conformance` on the admin listener (admin/conformance.py).
+
+Counting rules (docs/contract.md, "Conformance"):
+
+- every provider call ends in one outcome: `ok` → success,
+  `invalid_provider_response` → invalid response, `provider_timeout` →
+  timeout, anything else (unreachable, provider 5xx/4xx, overloaded) → error;
+- in report mode a response that breaks the schema is relayed: it counts as
+  a success *and* as an invalid response;
+- request-side violations are the consumer's doing, not the provider's:
+  they are logged and in `/metrics` (`apihub_validation_failures`), not here.
+
+Memory is bounded whatever the traffic: counts live in time buckets (one
+per minute for the last hour, one per hour for the last day, plus totals
+since start), latencies in a log-scaled histogram (5 % wide buckets), and
+at most `LAST_VIOLATIONS` violations per entry.
+
+The figures are this process's (`instance`); with several workers or hub
+instances each reports its own calls (README).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter
+
+from ..clock import rfc3339
+from ..types import CallSite, Mode, Side, ValidationIssue
+
+LAST_VIOLATIONS = 5
+MINUTE_S = 60
+HOUR_S = 3600
+MINUTES_KEPT = 60
+HOURS_KEPT = 24
+
+_BASE_MS = 0.05
+_GROWTH = 1.05
+_LOG_GROWTH = math.log(_GROWTH)
+
+Key = tuple[str, str, int]  # provider, action, version
+Clock = Callable[[], float]
+
+
+# ---- latency ---------------------------------------------------------------
+
+def _bucket(ms: float) -> int:
+    """Histogram bucket i holds (BASE·G^(i-1), BASE·G^i] milliseconds."""
+    if ms <= _BASE_MS:
+        return 0
+    return math.ceil(math.log(ms / _BASE_MS) / _LOG_GROWTH)
+
+
+@dataclass(slots=True)
+class Latency:
+    """A sparse log-scaled histogram: relative error under 2.5 %, a few
+    hundred buckets at most (50 µs … hours), exact min and max."""
+
+    buckets: dict[int, int] = field(default_factory=dict)
+    count: int = 0
+    low: float = math.inf
+    high: float = 0.0
+
+    def add(self, ms: float, index: int) -> None:
+        self.buckets[index] = self.buckets.get(index, 0) + 1
+        self.count += 1
+        if ms < self.low:
+            self.low = ms
+        if ms > self.high:
+            self.high = ms
+
+    def merge(self, other: Latency) -> None:
+        for index, n in other.buckets.items():
+            self.buckets[index] = self.buckets.get(index, 0) + n
+        self.count += other.count
+        self.low = min(self.low, other.low)
+        self.high = max(self.high, other.high)
+
+    def percentile(self, q: float) -> float | None:
+        if not self.count:
+            return None
+        rank = max(1, math.ceil(q * self.count))
+        seen = 0
+        for index in sorted(self.buckets):
+            seen += self.buckets[index]
+            if seen >= rank:
+                middle = _BASE_MS * math.pow(_GROWTH, index - 0.5)
+                return round(min(max(middle, self.low), self.high), 2)
+        return round(self.high, 2)  # pragma: no cover - rank <= count
+
+
+# ---- counts ----------------------------------------------------------------
+
+@dataclass(slots=True)
+class Counts:
+    calls: int = 0
+    successes: int = 0
+    invalid_responses: int = 0
+    timeouts: int = 0
+    errors: int = 0
+    latency: Latency = field(default_factory=Latency)
+
+    def merge(self, other: Counts) -> None:
+        self.calls += other.calls
+        self.successes += other.successes
+        self.invalid_responses += other.invalid_responses
+        self.timeouts += other.timeouts
+        self.errors += other.errors
+        self.latency.merge(other.latency)
+
+
+def _apply_outcome(counts: Counts, outcome: str) -> None:
+    counts.calls += 1
+    if outcome == "ok":
+        counts.successes += 1
+    elif outcome == "invalid_provider_response":
+        counts.invalid_responses += 1
+    elif outcome == "provider_timeout":
+        counts.timeouts += 1
+    else:
+        counts.errors += 1
+
+
+def _floor(ts: float, width: int) -> int:
+    return int(ts) // width * width
+
+
+class _Ring:
+    """Counts in fixed-width time buckets; only the newest `kept` survive."""
+
+    __slots__ = ("buckets", "kept", "width")
+
+    def __init__(self, width: int, kept: int) -> None:
+        self.width = width
+        self.kept = kept
+        self.buckets: dict[int, Counts] = {}  # bucket start (unix s) -> counts, oldest first
+
+    def at(self, now: float) -> Counts:
+        start = _floor(now, self.width)
+        counts = self.buckets.get(start)
+        if counts is None:
+            counts = self.buckets[start] = Counts()
+            oldest = start - (self.kept - 1) * self.width
+            for old in [s for s in self.buckets if s < oldest]:
+                del self.buckets[old]
+        return counts
+
+    def since(self, start: int) -> Counts:
+        total = Counts()
+        for bucket_start, counts in self.buckets.items():
+            if bucket_start >= start:
+                total.merge(counts)
+        return total
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    at: float
+    pointer: str
+    message: str
+
+
+class _Entry:
+    """One provider × action × version."""
+
+    __slots__ = ("_calls", "_invalid", "hours", "minutes", "total", "violations")
+
+    def __init__(self, calls: Callable[[str], Any], invalid: Callable[[str], Any]) -> None:
+        self.total = Counts()
+        self.minutes = _Ring(MINUTE_S, MINUTES_KEPT)
+        self.hours = _Ring(HOUR_S, HOURS_KEPT)
+        self.violations: deque[Violation] = deque(maxlen=LAST_VIOLATIONS)
+        self._calls = calls
+        self._invalid = invalid
+
+    def each(self, now: float) -> Iterable[Counts]:
+        return (self.total, self.minutes.at(now), self.hours.at(now))
+
+    def outcome(self, outcome: str, now: float) -> None:
+        for counts in self.each(now):
+            _apply_outcome(counts, outcome)
+        self._calls(outcome).inc()
+        if outcome == "invalid_provider_response":
+            self._invalid("strict").inc()
+
+    def reported(self, now: float) -> None:
+        """A response relayed despite its violations (report mode)."""
+        for counts in self.each(now):
+            counts.invalid_responses += 1
+        self._invalid("report").inc()
+
+    def upstream(self, ms: float, now: float) -> None:
+        index = _bucket(ms)
+        for counts in self.each(now):
+            counts.latency.add(ms, index)
+
+
+# ---- the observer ----------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """What a query covers: `since` is the start actually answered for
+    (rounded down to the bucket width, or the process start)."""
+
+    since: float
+    counts: str  # "total", "minutes" or "hours"
+
+
+class Conformance:
+    """A CallObserver; one per hub (Hub.conformance), read by the admin API."""
+
+    def __init__(self, registry: CollectorRegistry, *, clock: Clock = time.time) -> None:
+        self._clock = clock
+        self.started = clock()
+        self._entries: dict[Key, _Entry] = {}
+        self._calls = Counter(
+            "apihub_provider_calls",
+            "Provider calls by provider, action, version and outcome (ok or the error code)",
+            ("provider", "action", "version", "outcome"), registry=registry)
+        self._invalid = Counter(
+            "apihub_provider_invalid_responses",
+            "Provider answers that broke the action's response schema or were not JSON; "
+            "mode=report ones were relayed (and are also outcome=ok calls)",
+            ("provider", "action", "version", "mode"), registry=registry)
+
+    def _entry(self, site: CallSite) -> _Entry:
+        key = (site.provider, site.action, site.version)
+        entry = self._entries.get(key)
+        if entry is None:
+            labels = (key[0], key[1], str(key[2]))
+            calls: dict[str, Any] = {}
+            invalid: dict[str, Any] = {}
+
+            def call_child(outcome: str) -> Any:
+                child = calls.get(outcome)
+                if child is None:
+                    child = calls[outcome] = self._calls.labels(*labels, outcome)
+                return child
+
+            def invalid_child(mode: str) -> Any:
+                child = invalid.get(mode)
+                if child is None:
+                    child = invalid[mode] = self._invalid.labels(*labels, mode)
+                return child
+
+            entry = self._entries[key] = _Entry(call_child, invalid_child)
+        return entry
+
+    # CallObserver
+    def outcome(self, site: CallSite, outcome: str) -> None:
+        self._entry(site).outcome(outcome, self._clock())
+
+    def upstream(self, site: CallSite, ms: float) -> None:
+        self._entry(site).upstream(ms, self._clock())
+
+    def violation(self, site: CallSite, side: Side, mode: Mode, issues: tuple[ValidationIssue, ...],
+                  request_id: str) -> None:
+        if side != "response":
+            return
+        now = self._clock()
+        entry = self._entry(site)
+        for issue in issues:
+            entry.violations.append(Violation(now, issue.pointer, issue.message))
+        if mode == "report":
+            # Strict ones are counted by their invalid_provider_response outcome.
+            entry.reported(now)
+
+    # Queries
+    def window(self, since: float | None) -> Window:
+        if since is None:
+            return Window(self.started, "total")
+        now = self._clock()
+        if _floor(since, MINUTE_S) >= _floor(now, MINUTE_S) - (MINUTES_KEPT - 1) * MINUTE_S:
+            start, counts = _floor(since, MINUTE_S), "minutes"
+        else:  # older than the minute buckets: hour resolution, at most a day back
+            oldest = _floor(now, HOUR_S) - (HOURS_KEPT - 1) * HOUR_S
+            start, counts = max(_floor(since, HOUR_S), oldest), "hours"
+        if start <= self.started:
+            # Every bucket since the process started: the totals say the same, exactly.
+            return Window(self.started, "total")
+        return Window(start, counts)
+
+    def report(self, since: float | None = None) -> tuple[float, list[dict[str, Any]]]:
+        """(the start actually covered, the entries), sorted by provider, action, version."""
+        window = self.window(since)
+        entries = []
+        for key in sorted(self._entries):
+            entry = self._entries[key]
+            if window.counts == "total":
+                counts = entry.total
+            else:
+                ring = entry.minutes if window.counts == "minutes" else entry.hours
+                counts = ring.since(int(window.since))
+            violations = [v for v in entry.violations if v.at >= window.since]
+            if not counts.calls and not counts.invalid_responses and not violations:
+                continue
+            entries.append({
+                "provider": key[0],
+                "action": key[1],
+                "version": key[2],
+                "calls": counts.calls,
+                "successes": counts.successes,
+                "invalidResponses": counts.invalid_responses,
+                "timeouts": counts.timeouts,
+                "errors": counts.errors,
+                "p50Ms": counts.latency.percentile(0.50),
+                "p99Ms": counts.latency.percentile(0.99),
+                "lastViolations": [
+                    {"at": rfc3339(v.at), "pointer": v.pointer, "message": v.message}
+                    for v in violations
+                ],
+            })
+        return window.since, entries

@@ -1,0 +1,142 @@
+"""One provider, end to end: validate the forwarded body, send it through
+the provider's breaker and bulkhead, validate the answer. Used alike by a
+single call and by each leg of a fan-out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from ..catalogue import Action, ActionVersion
+from ..errors import (
+    HubError,
+    InternalError,
+    InvalidProviderResponse,
+    InvalidRequest,
+    ProviderFailure,
+    ProviderOverloaded,
+    ProviderTimeout,
+)
+from ..registry import App, Provision
+from ..types import CallObserver, CallRecord, CallSite
+from ..upstream import Guards, ProviderClient
+from .steps import context_for, forwarded_body
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    action: Action
+    version: ActionVersion
+    provider: App
+    provision: Provision
+    site: CallSite = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "site", CallSite(self.provider.id, self.action.name, self.version.version))
+
+
+@dataclass(frozen=True, slots=True)
+class Relay:
+    """What a provider call needs besides its target: made once per app, when
+    the provider client exists (web/app.py)."""
+
+    client: ProviderClient
+    guards: Guards
+    observer: CallObserver
+    timeout_ms: int  # [upstream] timeout_ms; a provision's timeoutMs overrides it
+
+
+async def call_provider(
+    relay: Relay,
+    target: Target,
+    body: dict[str, Any],
+    *,
+    community: str,
+    consumer: App,
+    request_id: str,
+    deadline_s: float,
+    record: CallRecord | None = None,
+) -> bytes:
+    """Validate, forward, validate the answer: the provider's bytes or a HubError."""
+    action, version, provider = target.action, target.version, target.provider
+    if provider.secret is None:  # parse_manifest requires one of every provider
+        raise InternalError(f"provider {provider.id!r} has no secret")
+    forwarded = forwarded_body(
+        body, context_for(action, version.version, community, consumer, request_id), provider.secret.value,
+    )
+    issues = version.validate_request(forwarded)
+    if issues:
+        relay.observer.violation(target.site, "request", version.enforce_request, issues, request_id)
+        if version.enforce_request == "strict":
+            raise InvalidRequest(
+                f"the request does not follow {action.name} v{version.version}", errors=issues)
+    payload = orjson.dumps(forwarded)
+    answer = await send(relay, target, payload, provider.secret.value, request_id=request_id,
+                        deadline_s=deadline_s, record=record)
+    try:
+        parsed = orjson.loads(answer)
+    except orjson.JSONDecodeError:
+        relay.observer.outcome(target.site, "invalid_provider_response")
+        raise InvalidProviderResponse("provider's answer is not valid JSON") from None
+    issues = version.validate_response(parsed)
+    if issues:
+        relay.observer.violation(target.site, "response", version.enforce_response, issues, request_id)
+        if version.enforce_response == "strict":
+            relay.observer.outcome(target.site, "invalid_provider_response")
+            raise InvalidProviderResponse(
+                f"provider's answer does not follow {action.name} v{version.version}", errors=issues)
+    relay.observer.outcome(target.site, "ok")
+    return answer
+
+
+async def send(relay: Relay, target: Target, payload: bytes, secret: str, *, request_id: str,
+               deadline_s: float, record: CallRecord | None) -> bytes:
+    """Through the provider's breaker and bulkhead, to the network and back."""
+    provider, provision, site = target.provider, target.provision, target.site
+    breaker = relay.guards.breaker(provider.id)
+    bulkhead = relay.guards.bulkhead(provider.id, target.action.name, provision.max_concurrency)
+    try:
+        probe = breaker.admit()
+    except ProviderOverloaded:
+        relay.observer.outcome(site, "provider_overloaded")
+        raise
+    try:
+        bulkhead.acquire()
+    except ProviderOverloaded:
+        breaker.abandon(probe=probe)
+        relay.observer.outcome(site, "provider_overloaded")
+        raise
+    # None: the call never finished (cancelled, say by a shutdown): it says
+    # nothing about the provider, so the breaker does not count it.
+    failed: bool | None = None
+    try:
+        answer = await relay.client.post(
+            provision.url, payload, secret=secret, request_id=request_id,
+            deadline_s=deadline_s, retry_connect=target.action.idempotent,
+        )
+        failed = False
+    except ProviderFailure as exc:
+        failed = exc.breaker_failure
+        if failed and isinstance(exc, ProviderTimeout):
+            # A deadline the consumer shortened (?timeout=) is the consumer's
+            # choice: it must not let one consumer open the breaker for all.
+            failed = round(deadline_s * 1000) >= (provision.timeout_ms or relay.timeout_ms)
+        relay.observer.outcome(site, exc.code)
+        raise
+    except HubError as exc:
+        # Any other HubError (e.g. the hub's own resources) says nothing about the provider.
+        failed = False
+        relay.observer.outcome(site, exc.code)
+        raise
+    finally:
+        bulkhead.release()
+        if failed is None:
+            breaker.abandon(probe=probe)
+        else:
+            breaker.record(failed=failed, probe=probe)
+    relay.observer.upstream(site, answer.upstream_ms)
+    if record is not None:
+        record.upstream_ms = answer.upstream_ms
+    return answer.body

@@ -1,0 +1,149 @@
+"""`apihub apps push DIR | list | rm ID`: the admin API's writes, straight
+to the redis registry (same data model, same RegistryWriter), for deploy
+scripts and operators at a shell."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+
+from ..config import Config
+from ..registry.manifest import ManifestError, parse_manifest, redacted
+from ..registry.redis import (
+    REDIS_FAILURES,
+    Keys,
+    RegistryWriter,
+    connect,
+    disconnect,
+    redact,
+    redact_url,
+)
+from .exits import EXIT_FAILED, EXIT_USAGE
+
+T = TypeVar("T")
+
+
+def _err(message: str) -> None:
+    print(f"apihub: {message}", file=sys.stderr)
+
+
+def _with_writer(config: Config, work: Callable[[RegistryWriter], Awaitable[T]]) -> T:
+    async def run() -> T:
+        client = connect(config.registry)
+        try:
+            return await work(RegistryWriter(client, Keys.for_prefix(config.registry.prefix)))
+        finally:
+            await disconnect(client)
+
+    return asyncio.run(run())
+
+
+def _needs_redis(config: Config) -> bool:
+    if config.registry.backend == "redis":
+        return True
+    _err('apps commands need [registry] backend = "redis"; with the file backend the '
+         "manifests in catalogue/apps/ are the registry")
+    return False
+
+
+def _unreachable(config: Config, exc: BaseException) -> int:
+    reason = redact(f"{type(exc).__name__}: {exc}", config.registry.url)
+    _err(f"cannot use the registry at {redact_url(config.registry.url)}: {reason}")
+    return EXIT_FAILED
+
+
+def read_manifests(folder: Path) -> tuple[list[tuple[Path, dict[str, Any]]], list[str]]:
+    """Every *.json manifest in `folder`, checked (secrets are not resolved)."""
+    found: list[tuple[Path, dict[str, Any]]] = []
+    problems: list[str] = []
+    seen: dict[str, Path] = {}
+    for path in sorted(folder.glob("*.json")):
+        try:
+            doc = orjson.loads(path.read_bytes())
+            app = parse_manifest(doc, resolve_secret=False)
+        except OSError as exc:
+            problems.append(f"{path}: cannot read: {exc.strerror}")
+            continue
+        except orjson.JSONDecodeError as exc:
+            problems.append(f"{path}: not valid JSON: {exc}")
+            continue
+        except ManifestError as exc:
+            problems.append(f"{path}: {exc.field or '/'}: {exc.message}")
+            continue
+        if app.id in seen:
+            problems.append(f"{path}: /id: app {app.id!r} is also defined in {seen[app.id]}")
+            continue
+        seen[app.id] = path
+        found.append((path, doc))
+    return found, problems
+
+
+def push(config: Config, folder: Path) -> int:
+    if not _needs_redis(config):
+        return EXIT_USAGE
+    if not folder.is_dir():
+        _err(f"{folder}: not a folder")
+        return EXIT_USAGE
+    manifests, problems = read_manifests(folder)
+    if problems:
+        for problem in problems:
+            _err(problem)
+        _err("nothing pushed")
+        return EXIT_FAILED
+
+    async def work(writer: RegistryWriter) -> int:
+        failed = 0
+        for path, doc in manifests:
+            try:
+                outcome = await writer.put_app(doc)
+            except ManifestError as exc:
+                _err(f"{path}: {exc.field}: {exc.message}")
+                failed += 1
+                continue
+            print(f"{outcome:9} {doc['id']}")
+        return failed
+
+    try:
+        failed = _with_writer(config, work)
+    except REDIS_FAILURES as exc:
+        return _unreachable(config, exc)
+    print(f"{len(manifests) - failed} of {len(manifests)} manifests in the registry", file=sys.stderr)
+    return EXIT_FAILED if failed else 0
+
+
+def list_apps(config: Config, *, as_json: bool) -> int:
+    if not _needs_redis(config):
+        return EXIT_USAGE
+    try:
+        manifests = _with_writer(config, lambda w: w.list_manifests())
+    except REDIS_FAILURES as exc:
+        return _unreachable(config, exc)
+    if as_json:
+        sys.stdout.buffer.write(orjson.dumps([redacted(m) for m in manifests], option=orjson.OPT_INDENT_2))
+        sys.stdout.write("\n")
+        return 0
+    for doc in manifests:
+        print(f"{doc['id']}\t{doc.get('displayName', doc['id'])}\t"
+              f"communities={','.join(doc.get('communities', [])) or '-'}\t"
+              f"provides={','.join(doc.get('provides', {})) or '-'}\t"
+              f"consumes={','.join(doc.get('consumes', [])) or '-'}")
+    return 0
+
+
+def remove(config: Config, app_id: str) -> int:
+    if not _needs_redis(config):
+        return EXIT_USAGE
+    try:
+        removed = _with_writer(config, lambda w: w.delete_app(app_id))
+    except REDIS_FAILURES as exc:
+        return _unreachable(config, exc)
+    if not removed:
+        _err(f"no app {app_id!r} in the registry")
+        return EXIT_FAILED
+    print(f"removed   {app_id}")
+    return 0

@@ -1,0 +1,111 @@
+"""`apihub catalogue check [PATH]`: load and compile a catalogue with the
+functions the server's start-up and reload use (`read_sources`, then
+`build_actions` with a fresh compiler; the app manifests with
+`read_apps_folder`), print one line per action and every warning and
+error with its file and JSON Pointer, and exit 1 on errors.
+
+Unlike the server it keeps going after the first failing stage, so one run
+shows every problem: sources that fail to read are reported and the rest
+are still compiled. Secrets are not needed: `{"env": ...}` secrets are
+checked for shape only. It also cross-checks the manifests against the
+catalogue (warnings: an app providing or consuming an action, or a version,
+the catalogue lacks).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TextIO
+
+import orjson
+
+from ..catalogue import Action, ActionSpec, SchemaCompiler, build_actions, read_sources
+from ..errors import CatalogueError, Problem
+from ..jsonpointer import escape
+from ..registry import App
+from ..registry.file import read_apps_folder
+from ..validation import Engine
+
+OK, FAILED = 0, 1
+
+
+def check(root: Path, out: TextIO | None = None, *, engine: Engine | None = None) -> int:
+    out = out or sys.stdout
+    specs, errors, warnings = read_sources(root)
+    try:
+        actions = build_actions(specs, SchemaCompiler(engine))
+    except CatalogueError as exc:
+        errors.extend(exc.problems)
+        actions = {}
+    apps: dict[str, App] = {}
+    apps_dir = root / "apps"
+    try:
+        apps = read_apps_folder(apps_dir, resolve_secrets=False)
+    except CatalogueError as exc:
+        errors.extend(exc.problems)
+    warnings.extend(cross_check(apps, actions, specs, apps_dir))
+
+    print_table(specs, errors, out)
+    if apps_dir.is_dir():
+        print(f"\n{len(apps)} app manifest(s) in {apps_dir}", file=out)
+    if warnings or errors:
+        print(file=out)
+    for warning in warnings:
+        print(f"warning: {warning}", file=out)
+    for error in errors:
+        print(f"error: {error}", file=out)
+    verdict = "catalogue rejected" if errors else "ok"
+    print(f"\n{len(specs)} action(s), {len(warnings)} warning(s), {len(errors)} error(s): {verdict}", file=out)
+    return FAILED if errors else OK
+
+
+def print_table(specs: Sequence[ActionSpec], errors: Sequence[Problem], out: TextIO) -> None:
+    """ACTION, VERSIONS, STATUS, SOURCE; an action is 'error' when a problem names its source."""
+    rows = [("ACTION", "VERSIONS", "STATUS", "SOURCE")]
+    for spec in sorted(specs, key=lambda s: s.name):
+        named = any(p.source == spec.source or spec.source in p.message for p in errors)
+        status = "error" if named else "ok"
+        rows.append((spec.name, ",".join(map(str, sorted(spec.versions))), status, spec.source))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    for row in rows:
+        cells = "  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True))
+        print(f"{cells}  {row[3]}", file=out)
+
+
+def cross_check(apps: Mapping[str, App], actions: Mapping[str, Action], specs: Sequence[ActionSpec],
+                apps_dir: Path) -> list[Problem]:
+    """Manifests that name actions or versions the catalogue does not have."""
+    known = {spec.name: set(spec.versions) for spec in specs}
+    if actions:
+        known = {name: set(action.versions) for name, action in actions.items()}
+    files = _manifest_files(apps_dir)
+    warnings = []
+    for app in sorted(apps.values(), key=lambda a: a.id):
+        source = files.get(app.id, str(apps_dir))
+        for name, provision in sorted(app.provides.items()):
+            where = "/provides/" + escape(name)
+            if name not in known:
+                warnings.append(Problem(source, where, f"provides {name!r}, which the catalogue lacks"))
+            elif missing := sorted(provision.versions - known[name]):
+                warnings.append(Problem(source, f"{where}/versions", (
+                    f"version(s) {', '.join(map(str, missing))} of {name!r} are not in the catalogue")))
+        for index, name in enumerate(app.manifest.get("consumes", [])):
+            if name not in known:
+                warnings.append(Problem(source, f"/consumes/{index}",
+                                        f"consumes {name!r}, which the catalogue lacks"))
+    return warnings
+
+
+def _manifest_files(apps_dir: Path) -> dict[str, str]:
+    """App id -> its manifest file (read_apps_folder has checked them already)."""
+    files: dict[str, str] = {}
+    for path in sorted(apps_dir.glob("*.json")) if apps_dir.is_dir() else ():
+        try:
+            doc = orjson.loads(path.read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            continue
+        if isinstance(doc, dict) and isinstance(doc.get("id"), str):
+            files.setdefault(doc["id"], str(path))
+    return files

@@ -1,0 +1,139 @@
+"""Running the hub: one worker process's event loop, signals, graceful drain.
+
+SIGHUP reloads the catalogue; SIGTERM/SIGINT stop accepting, let the calls
+in flight finish within `[server] shutdown_grace_s`, then exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import sys
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from ..admin.app import create_admin_app
+from ..config import Config, ConfigError
+from ..errors import CatalogueError
+from ..observe.logs import get_logger
+from ..web import heap
+from ..web.app import create_app
+from ..web.httpserver import HubRunner
+from ..web.state import HUB
+from .exits import EXIT_CATALOGUE, EXIT_OK, EXIT_STARTUP
+
+log = get_logger("apihub.server")
+
+
+def use_uvloop() -> bool:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - platforms without uvloop
+        return False
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return True
+
+
+def run_worker(config: Config, *, sock: socket.socket | None = None) -> int:
+    """Serve until SIGTERM/SIGINT. Returns the process exit code."""
+    try:
+        app = create_app(config)
+    except ConfigError as exc:
+        print(f"apihub: {exc}", file=sys.stderr)
+        return EXIT_STARTUP
+    except CatalogueError as exc:
+        for problem in exc.problems:
+            print(f"apihub: catalogue error: {problem}", file=sys.stderr)
+        return EXIT_CATALOGUE
+    app[HUB].freeze_heap = True
+    heap.freeze()
+    uvloop = use_uvloop()
+    asyncio.run(serve_app(app, config, sock=sock, uvloop=uvloop))
+    return EXIT_OK
+
+
+def runner_for(app: web.Application, config: Config) -> web.AppRunner:
+    server = config.server
+    # HubRunner adds the header-read timeout and problem+json HTTP rejections.
+    return HubRunner(
+        app,
+        handle_signals=False,
+        access_log=None,  # one structured access line per call comes from the middleware
+        shutdown_timeout=server.shutdown_grace_s,
+        keepalive_timeout=server.keepalive_timeout_s,
+        header_timeout_s=server.header_timeout_ms / 1000,
+        max_header_bytes=server.max_header_bytes,
+    )
+
+
+async def start_admin(app: web.Application, config: Config) -> web.AppRunner | None:
+    if not config.admin.enabled:
+        return None
+    hub = app[HUB]
+    if not config.admin.token_sha256:
+        log.warning("admin_token_missing", detail="every admin call will answer 401")
+    runner = runner_for(create_admin_app(hub), config)
+    await runner.setup()
+    site = web.TCPSite(runner, config.admin.host, config.admin.port,
+                       reuse_port=config.server.workers != 1)
+    await site.start()
+    log.info("admin_listening", address=site.name)
+    return runner
+
+
+async def serve_app(
+    app: web.Application,
+    config: Config,
+    *,
+    sock: socket.socket | None = None,
+    uvloop: bool = False,
+    on_started: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    hub = app[HUB]
+    runner = runner_for(app, config)
+    await runner.setup()
+    admin_runner: web.AppRunner | None = None
+    try:
+        if sock is not None:
+            site: web.BaseSite = web.SockSite(runner, sock)
+        else:
+            site = web.TCPSite(
+                runner, config.server.host, config.server.port,
+                reuse_port=config.server.workers != 1, backlog=1024,
+            )
+        await site.start()
+        admin_runner = await start_admin(app, config)
+        log.info(
+            "listening", address=site.name, actions=len(hub.catalogue.actions),
+            generation=hub.catalogue.generation, uvloop=uvloop,
+        )
+        stop = asyncio.Event()
+        reloads: set[asyncio.Task[bool]] = set()
+        loop = asyncio.get_running_loop()
+
+        def on_hup() -> None:
+            task = loop.create_task(hub.reload())
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        def on_stop(signame: str) -> None:
+            log.info("stopping", signal=signame, graceSeconds=config.server.shutdown_grace_s)
+            stop.set()
+
+        loop.add_signal_handler(signal.SIGHUP, on_hup)
+        loop.add_signal_handler(signal.SIGTERM, on_stop, "SIGTERM")
+        loop.add_signal_handler(signal.SIGINT, on_stop, "SIGINT")
+        if on_started is not None:
+            await on_started()
+        await stop.wait()
+        for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+    finally:
+        if admin_runner is not None:
+            await admin_runner.cleanup()
+        # Stops listening, waits for calls in flight (up to the grace period),
+        # then closes the client session in the cleanup context.
+        await runner.cleanup()
+    log.info("stopped")

@@ -1,0 +1,100 @@
+"""The aiohttp application: routes, middleware and the lifetimes of shared
+resources (provider client, registry), each under a typed AppKey."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+
+from aiohttp import web
+
+from ..catalogue import compiler_for
+from ..config import Config
+from ..observe.calls import CallObservers
+from ..observe.conformance import Conformance
+from ..observe.logs import get_logger
+from ..observe.metrics import Metrics
+from ..pipeline.relay import Relay
+from ..registry import Registry, open_registry
+from ..types import BreakerState
+from ..upstream import Guards, check_client, open_client
+from . import openapi
+from .handlers import RELAY, call_handler, discover_handler, fanout_handler, healthz, metrics_handler
+from .middleware import add_routes, make_middleware
+from .state import HUB, Hub, load_snapshot
+
+log = get_logger("apihub.app")
+
+
+def create_app(
+    config: Config,
+    *,
+    registry: Registry | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> web.Application:
+    """Load the catalogue (raising CatalogueError, or ConfigError for a name
+    no seam knows) and wire the app. `registry` defaults to the one the config
+    names; it is started and closed with the app."""
+    check_client(config.upstream.client)
+    metrics = Metrics()
+    compiler = compiler_for(config.catalogue)
+    if registry is None:
+        registry = open_registry(config, environ)
+    snapshot = load_snapshot(config, generation=1, compiler=compiler, registry=registry, reread=True)
+
+    def breaker_changed(provider: str, old: BreakerState, new: BreakerState) -> None:
+        metrics.breaker_changed(provider, new)
+        log.warning("breaker_state_changed", provider=provider, **{"from": old.value, "to": new.value})
+
+    hub = Hub(
+        config=config,
+        snapshot=snapshot,
+        metrics=metrics,
+        guards=Guards(config.breaker, config.upstream.max_concurrency, breaker_changed),
+        compiler=compiler,
+        conformance=Conformance(metrics.registry),
+    )
+    metrics.catalogue_generation.set(snapshot.catalogue.generation)
+    metrics.catalogue_actions.set(len(snapshot.catalogue.actions))
+    for warning in snapshot.catalogue.warnings:
+        log.warning("catalogue_warning", problem=str(warning))
+
+    app = web.Application(
+        middlewares=[make_middleware(metrics)],
+        client_max_size=config.limits.max_request_bytes,
+    )
+    app[HUB] = hub
+    app[RELAY] = Relay(
+        client=open_client(config),
+        guards=hub.guards,
+        observer=CallObservers(metrics, [hub.conformance]),
+        timeout_ms=config.upstream.timeout_ms,
+    )
+    app.cleanup_ctx.append(_registry_ctx)
+    app.cleanup_ctx.append(_client_ctx)
+    app[openapi.OPENAPI_CACHE] = openapi.OpenApiCache()
+    add_routes(app, [
+        ("POST", "/v1/services/call/{action}/{provider}", call_handler, "call"),
+        ("POST", "/v1/services/call/{action}", fanout_handler, "fanout"),
+        ("GET", "/v1/services/discover/{action}", discover_handler, "discover"),
+        ("GET", "/healthz", healthz, "healthz"),
+        ("GET", "/metrics", metrics_handler, "metrics"),
+        ("GET", "/v1/openapi.json", openapi.openapi_json, "openapi"),
+    ])
+    return app
+
+
+async def _registry_ctx(app: web.Application) -> AsyncIterator[None]:
+    # The registry in use at shutdown: a file registry may have been reread since.
+    hub = app[HUB]
+    await hub.snapshot.registry.start()
+    try:
+        yield
+    finally:
+        await hub.snapshot.registry.close()
+
+
+async def _client_ctx(app: web.Application) -> AsyncIterator[None]:
+    try:
+        yield
+    finally:
+        await app[RELAY].client.close()

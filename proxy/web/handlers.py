@@ -1,0 +1,125 @@
+"""The public endpoints: each reads what the pipeline needs off the aiohttp
+request (`Incoming`), runs it, and answers. Errors are raised, never
+answered here: the middleware turns them into problem+json."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from ..errors import BadRequest, PayloadTooLarge, RequestTimeout
+from ..pipeline.call import Incoming, call, discover
+from ..pipeline.fanout import fanout
+from ..pipeline.relay import Relay
+from .middleware import RECORD
+from .state import HUB, Hub
+
+RELAY = web.AppKey("relay", Relay)
+JSON = "application/json"
+
+
+def incoming(request: web.Request, hub: Hub) -> Incoming:
+    headers = request.headers
+    limit = hub.config.limits.max_request_bytes
+    timeout_s = hub.config.server.body_timeout_ms / 1000
+    return Incoming(
+        action=request.match_info["action"],
+        provider=request.match_info.get("provider", ""),
+        authorization=headers.get("Authorization", ""),
+        communities=(*headers.getall("community-id", ()), *headers.getall("X-Community-Id", ())),
+        version=request.query.get("version"),
+        timeout=request.query.get("timeout"),
+        content_type=headers.get("Content-Type"),
+        read_body=lambda: read_body(request, limit, timeout_s),
+    )
+
+
+async def read_body(request: web.Request, limit: int, timeout_s: float) -> bytes:
+    """The whole body, refused as soon as it passes `limit` bytes."""
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise PayloadTooLarge(f"body of {declared} bytes is over the {limit}-byte limit")
+    chunks = []
+    size = 0
+    try:
+        if request.content.is_eof():
+            # Small bodies arrive with the headers: all buffered already, no timer needed.
+            raw = request.content.read_nowait()
+            if len(raw) > limit:
+                raise PayloadTooLarge(f"body is over the {limit}-byte limit")
+            return raw
+        async with asyncio.timeout(timeout_s):
+            while chunk := await request.content.readany():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"body is over the {limit}-byte limit")
+                chunks.append(chunk)
+    except TimeoutError:
+        # Answer 408, then close: no lingering on the rest of a slow body.
+        request.content.feed_eof()
+        request.protocol.close()
+        raise RequestTimeout("the request body was not received in time") from None
+    except web.RequestPayloadError:
+        raise BadRequest("the request body is malformed (bad chunked encoding or cut off)") from None
+    except ConnectionError:
+        raise BadRequest("the consumer closed the connection before sending the whole body") from None
+    return b"".join(chunks)
+
+
+def _json(body: bytes) -> web.Response:
+    return web.Response(body=body, content_type=JSON)
+
+
+async def call_handler(request: web.Request) -> web.StreamResponse:
+    hub = request.app[HUB]
+    snapshot = hub.snapshot  # read once: a reload mid-call does not change it
+    answer = await call(request.app[RELAY], snapshot.catalogue, snapshot.registry, incoming(request, hub),
+                        request[RECORD])
+    return _json(answer)
+
+
+async def fanout_handler(request: web.Request) -> web.StreamResponse:
+    hub = request.app[HUB]
+    snapshot = hub.snapshot
+    answer = await fanout(request.app[RELAY], snapshot.catalogue, snapshot.registry, incoming(request, hub),
+                          request[RECORD])
+    return _json(answer)
+
+
+async def discover_handler(request: web.Request) -> web.StreamResponse:
+    hub = request.app[HUB]
+    snapshot = hub.snapshot
+    found = await discover(snapshot.catalogue, snapshot.registry, incoming(request, hub), request[RECORD])
+    return _json(orjson.dumps(found))
+
+
+def health_of(hub: Hub) -> dict[str, Any]:
+    catalogue = hub.catalogue
+    body: dict[str, Any] = {
+        "status": "ok",
+        "instance": hub.instance,
+        "catalogue": {
+            "generation": catalogue.generation,
+            "actions": len(catalogue.actions),
+            "loadedAt": catalogue.loaded_at,
+            "lastReloadError": hub.last_reload_error,
+        },
+    }
+    registry = hub.snapshot.registry.health()
+    if registry is not None:
+        body["registry"] = registry
+        if registry.get("status") != "ok":
+            body["status"] = "degraded"
+    return body
+
+
+async def healthz(request: web.Request) -> web.StreamResponse:
+    return _json(orjson.dumps(health_of(request.app[HUB])))
+
+
+async def metrics_handler(request: web.Request) -> web.StreamResponse:
+    hub = request.app[HUB]
+    return web.Response(body=hub.metrics.render(), headers={"Content-Type": hub.metrics.content_type})

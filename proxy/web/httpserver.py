@@ -1,0 +1,256 @@
+"""The HTTP server under the app: aiohttp's, plus what a gateway needs and
+aiohttp lacks (docs/contract.md, "HTTP-level rejections").
+
+- A header-read timeout (`[server] header_timeout_ms`). aiohttp has none: a
+  client trickling its request head a byte at a time (slowloris) would hold
+  a connection until the keep-alive timer. Here a timer runs from the moment
+  a connection opens, and on a keep-alive connection from the first byte of
+  the next request's head, until the head is complete. When it fires on a
+  partial head the client gets 408 `request_timeout` and the connection is
+  closed; a connection that never sent a byte is just closed. The body has
+  its own deadline (`[server] body_timeout_ms`, enforced in call.read_body).
+- problem+json for what the HTTP parser rejects before the app sees a
+  request (aiohttp answers text/plain): malformed HTTP 400 `bad_request`, a
+  URL over `max_header_bytes` 414 and too large or too many header fields
+  431 `request_too_large`, each with an X-Request-Id.
+
+Nothing from the rejected bytes is logged or echoed: a parser message can
+quote a header line, and header lines carry bearer tokens.
+
+The hot path pays one integer compare per chunk read; the timer is only
+armed when a head arrives in pieces, and once per connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+from aiohttp.http import RawRequestMessage
+from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
+from aiohttp.streams import StreamReader
+from aiohttp.web_protocol import RequestHandler
+
+from ..errors import (
+    BadRequest,
+    HubError,
+    InternalError,
+    PayloadTooLarge,
+    RequestTimeout,
+    RequestTooLarge,
+    UriTooLong,
+)
+from ..observe.logs import get_logger
+from .middleware import problem_response
+from .state import HUB
+
+log = get_logger("apihub.access")
+error_log = get_logger("apihub.error")
+
+# Told of every rejection made below the app: (status, code).
+OnReject = Callable[[int, str], None]
+
+
+def _no_op(status: int, code: str) -> None:
+    pass
+
+
+def rejection_for(status: int, exc: BaseException | None, line_limit: int) -> HubError:
+    """The hub error for what aiohttp's protocol layer refused."""
+    if isinstance(exc, LineTooLong):
+        # The request line and header fields have distinct limits (see
+        # HubRunner), so the limit that was hit tells which one it was.
+        limit = exc.args[1] if len(exc.args) > 1 else None
+        if limit == line_limit or str(limit) == str(line_limit):
+            return UriTooLong("the request line (URL) is longer than the limit")
+        return RequestTooLarge("a request header field is longer than the limit")
+    if isinstance(exc, BadHttpMessage) and "too many headers" in exc.message.lower():
+        return RequestTooLarge("the request has too many header fields")
+    if status == 400:
+        return BadRequest("the request is not valid HTTP/1.1")
+    if status == 408:
+        return RequestTimeout("the request was not received in time")
+    if status == 413:
+        return PayloadTooLarge("body is over the size limit")
+    return InternalError("the hub failed to handle this request; the incident is logged")
+
+
+def raw_problem(error: HubError, request_id: str) -> bytes:
+    """A complete HTTP/1.1 error response, for a connection with no request object."""
+    body = orjson.dumps(error.problem(request_id))
+    head = (
+        f"HTTP/1.1 {error.status} {error.title}\r\n"
+        "Content-Type: application/problem+json\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        f"X-Request-Id: {request_id}\r\n"
+        "Connection: close\r\n\r\n"
+    )
+    return head.encode("ascii") + body
+
+
+class HubRequestHandler(RequestHandler):
+    """aiohttp's protocol with a header-read timeout and problem+json rejections."""
+
+    __slots__ = ("_head_partial", "_head_timeout_s", "_head_timer", "_last_body", "_on_reject")
+
+    def __init__(self, manager: web.Server, *, head_timeout_s: float, on_reject: OnReject,
+                 **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        self._head_timeout_s = head_timeout_s
+        self._head_timer: asyncio.TimerHandle | None = None
+        # Some bytes of the awaited head have arrived (408), or none (close quietly).
+        self._head_partial = False
+        # The body of the last request whose head was parsed: while it is not
+        # complete, incoming bytes are body bytes, not a new head.
+        self._last_body: StreamReader | None = None
+        self._on_reject = on_reject
+
+    # ---- header-read timeout -------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        # A new connection must deliver its first head in time, even if it
+        # never sends a byte (then it is closed without an answer).
+        self._head_timer = self._loop.call_later(self._head_timeout_s, self._head_timed_out)
+
+    def data_received(self, data: bytes) -> None:
+        body = self._last_body
+        awaiting_head = body is None or body.is_eof()
+        count = self._request_count
+        super().data_received(data)
+        if self._request_count != count:
+            if not awaiting_head and body is not None:
+                self._fail_body(body)
+            self._head_done()
+        elif awaiting_head and data:
+            self._head_partial = True
+            if self._head_timer is None and not (self._close or self._force_close):
+                self._head_timer = self._loop.call_later(self._head_timeout_s, self._head_timed_out)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self._cancel_head_timer()
+        self._last_body = None
+        super().connection_lost(exc)
+
+    def _fail_body(self, body: StreamReader) -> None:
+        """A parse error in the middle of a body (say, a bad chunk size):
+        aiohttp queues a 400 for after the request and leaves the handler
+        waiting for the rest of a body that will never come. Fail the body
+        now instead, so the handler answers 400 at once, then close."""
+        last = self._messages[-1][0] if self._messages else None
+        if last is None or isinstance(last, RawRequestMessage) or body.is_eof():
+            return  # the next request's head, or an error after a complete body
+        body.set_exception(web.RequestPayloadError("the request body is malformed"))
+        body.feed_eof()  # so aiohttp does not linger on it
+        if self._request_in_progress:
+            self._messages.pop()  # the handler's 400 answers it
+            self.close()
+
+    def _head_done(self) -> None:
+        self._cancel_head_timer()
+        self._head_partial = False
+        self._last_body = self._messages[-1][1] if self._messages else None
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self._force_close or self._close or self.transport is None or self._messages:
+            return
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            # A request is being handled and the next (pipelined) head is
+            # trickling in: finish the current one, then close.
+            self.close()
+            return
+        if self._head_partial:
+            request_id = uuid.uuid4().hex
+            error = RequestTimeout(
+                f"the request head was not received within {round(self._head_timeout_s * 1000)} ms")
+            self.transport.write(raw_problem(error, request_id))
+            self._rejected(error, request_id, "HeaderTimeout")
+        self.force_close()
+
+    # ---- problem+json for the parser's rejections ---------------------------
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        """aiohttp calls this for a request it could not parse (and for
+        errors escaping the app, which the hub's middleware prevents)."""
+        if request.writer.output_size > 0:
+            raise ConnectionError("response already started; cannot send the error")
+        error = rejection_for(status, exc, self.max_line_size)
+        request_id = uuid.uuid4().hex
+        if isinstance(error, InternalError):
+            error_log.error("unhandled_error_below_app", requestId=request_id, exc_info=exc)
+        self._rejected(error, request_id, type(exc).__name__ if exc is not None else "-")
+        response = problem_response(error, request_id)
+        response.force_close()
+        return response
+
+    def _rejected(self, error: HubError, request_id: str, reason: str) -> None:
+        # Only the class of the parser's error: its message may quote a header.
+        log.info("http_rejected", requestId=request_id, status=error.status, code=error.code,
+                 reason=reason)
+        self._on_reject(error.status, error.code)
+
+
+class HubServer(web.Server):
+    """aiohttp's low-level server, making HubRequestHandlers."""
+
+    def __init__(self, base: web.Server, *, head_timeout_s: float, on_reject: OnReject) -> None:
+        super().__init__(
+            base.request_handler,
+            request_factory=base.request_factory,
+            handler_cancellation=base.handler_cancellation,
+            loop=base._loop,
+            **base._kwargs,
+        )
+        self._head_timeout_s = head_timeout_s
+        self._on_reject = on_reject
+
+    def __call__(self) -> RequestHandler:
+        return HubRequestHandler(self, loop=self._loop, head_timeout_s=self._head_timeout_s,
+                                 on_reject=self._on_reject, **self._kwargs)
+
+
+class HubRunner(web.AppRunner):
+    """An AppRunner whose connections have a header-read timeout and answer
+    HTTP-level rejections in problem+json.
+
+    `max_header_bytes` bounds the request line and every header field; the
+    request line's limit is one byte more, only so that the parser's
+    LineTooLong tells a long URL (414) from a long header (431).
+    """
+
+    __slots__ = ("_head_timeout_s",)
+
+    def __init__(self, app: web.Application, *, header_timeout_s: float, max_header_bytes: int,
+                 **kwargs: Any) -> None:
+        super().__init__(app, max_line_size=max_header_bytes + 1, max_field_size=max_header_bytes,
+                         **kwargs)
+        self._head_timeout_s = header_timeout_s
+
+    async def _make_server(self) -> web.Server:
+        base = await super()._make_server()
+        hub = self.app.get(HUB)
+        on_reject: OnReject = _no_op
+        if hub is not None:
+            metrics = hub.metrics
+
+            def on_reject(status: int, code: str) -> None:
+                metrics.observe_call("-", "", "", code, 0.0)
+
+        return HubServer(base, head_timeout_s=self._head_timeout_s, on_reject=on_reject)

@@ -1,0 +1,150 @@
+"""The one boundary where errors become problem+json, every response gets
+its X-Request-Id, and each call leaves one access line and its metrics.
+
+Handlers raise HubErrors and never build error responses themselves.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+from aiohttp import HttpVersion11, web
+from aiohttp.typedefs import Handler
+
+from ..errors import (
+    BadRequest,
+    HubError,
+    InternalError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    RequestTimeout,
+)
+from ..observe.logs import get_logger
+from ..observe.metrics import Metrics
+from ..types import CallRecord
+
+access_log = get_logger("apihub.access")
+error_log = get_logger("apihub.error")
+
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+# Polled by load balancers and scrapers: their access lines are debug only.
+_QUIET_ROUTES = frozenset({"healthz", "metrics"})
+
+
+PROBLEM_JSON = "application/problem+json"
+
+RECORD = web.RequestKey("record", CallRecord)
+
+
+def request_id_of(request: web.BaseRequest) -> str:
+    incoming = request.headers.get("X-Request-Id")
+    if incoming is not None and _REQUEST_ID.fullmatch(incoming):
+        return incoming
+    return uuid.uuid4().hex
+
+
+async def expect_handler(request: web.Request) -> None:
+    """`Expect: 100-continue` is honoured; any other expectation is ignored
+    (RFC 9110 §10.1.1 allows that instead of a 417), so the request still
+    gets the hub's own answer, problem+json and X-Request-Id included,
+    rather than aiohttp's text/plain 417 sent before any middleware runs."""
+    if request.version == HttpVersion11 and request.headers.get("Expect", "").lower() == "100-continue":
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the answer's own head is still to come
+
+
+Route = tuple[str, str, Handler, str]  # method, path, handler, name
+
+
+def add_routes(app: web.Application, routes: Iterable[Route]) -> None:
+    """Every hub route, with the hub's Expect handling (GET routes answer HEAD too)."""
+    for method, path, handler, name in routes:
+        app.router.add_route(method, path, handler, name=name, expect_handler=expect_handler)
+        if method == "GET":
+            app.router.add_route("HEAD", path, handler, expect_handler=expect_handler)
+
+
+def problem_response(error: HubError, request_id: str) -> web.Response:
+    """The one place a HubError becomes an HTTP answer."""
+    headers = {"X-Request-Id": request_id, **error.headers}
+    if isinstance(error, MethodNotAllowed) and "allow" in error.extra:
+        headers["Allow"] = ", ".join(error.extra["allow"])
+    return web.Response(
+        status=error.status,
+        body=orjson.dumps(error.problem(request_id)),
+        content_type=PROBLEM_JSON,
+        headers=headers,
+    )
+
+
+def _from_http_exception(exc: web.HTTPException) -> HubError:
+    if isinstance(exc, web.HTTPNotFound):
+        return NotFound("no such endpoint")
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        return MethodNotAllowed(
+            f"method {exc.method} is not allowed here",
+            extra={"allow": sorted(exc.allowed_methods)},
+        )
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        return PayloadTooLarge("body is over the size limit")
+    if isinstance(exc, web.HTTPRequestTimeout):
+        return RequestTimeout("request not received in time")
+    if 400 <= exc.status < 500:
+        return BadRequest(exc.reason or "bad request")
+    return InternalError(exc.reason or "error")
+
+
+def make_middleware(metrics: Metrics) -> Any:
+    @web.middleware
+    async def hub_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        started = time.perf_counter()
+        record = CallRecord(request_id_of(request))
+        resource = request.match_info.route.name
+        if resource:
+            record.route = resource
+        request[RECORD] = record
+        metrics.in_flight.inc()
+        try:
+            response = await handler(request)
+            code = "ok"
+        except HubError as exc:
+            response, code = problem_response(exc, record.request_id), exc.code
+        except web.HTTPException as exc:
+            error = _from_http_exception(exc)
+            response, code = problem_response(error, record.request_id), error.code
+        except Exception:
+            error_log.exception("unhandled_error", requestId=record.request_id, route=record.route)
+            error = InternalError("the hub failed to handle this request; the incident is logged")
+            response, code = problem_response(error, record.request_id), error.code
+        finally:
+            metrics.in_flight.dec()
+        response.headers["X-Request-Id"] = record.request_id
+        elapsed = time.perf_counter() - started
+        metrics.observe_call(record.route, record.action, record.provider, code, elapsed)
+        log = access_log.debug if record.route in _QUIET_ROUTES else access_log.info
+        log(
+            "access",
+            requestId=record.request_id,
+            method=request.method,
+            route=record.route,
+            action=record.action or None,
+            version=record.version,
+            provider=record.provider or None,
+            community=record.community or None,
+            requester=record.requester or None,
+            status=response.status,
+            code=code,
+            ms=round(elapsed * 1000, 2),
+            upstreamMs=None if record.upstream_ms is None else round(record.upstream_ms, 2),
+            bytesIn=record.bytes_in,
+            bytesOut=response.content_length or 0,
+        )
+        return response
+
+    return hub_middleware

@@ -1,0 +1,561 @@
+"""`GET /v1/openapi.json`: the hub's callable surface as an OpenAPI 3.1 document,
+generated from the loaded catalogue.
+
+One path per action, ``/v1/services/call/{action}/{provider}`` with the
+provider as a path parameter and ``version``/``timeout`` as query parameters;
+its request body is the action's request schema minus the hub-owned
+``context`` and ``secret`` (removed where that is clean: top-level
+``properties``/``required``, or inside ``allOf`` members, inline or behind a
+local ``$ref``), its 200 answer the response schema; several versions are
+``anyOf`` their schemas. Then the discover endpoint, the bearer security
+scheme, the community header, and every error as problem+json.
+
+Schemas are converted to JSON Schema 2020-12 (OpenAPI 3.1's dialect): each
+action version's request and response schema becomes one component,
+``<action>.v<N>.request|response``, and its local references point inside
+that component, so actions never clash. Draft-04/06/07 keywords that
+changed are rewritten (tuple ``items`` → ``prefixItems``, ``dependencies``,
+boolean exclusive bounds, ``definitions`` → ``$defs``).
+
+The document is public (no token): it describes what the catalogue already
+publishes, never apps, communities or secrets. It is built once per
+catalogue generation (off the event loop) and follows reloads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import hashlib
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+from aiohttp import web
+
+from .. import __version__
+from ..catalogue import Action, Catalogue
+from .state import HUB
+
+HUB_OWNED = ("context", "secret")
+_PATH_SAFE = "@:!$&'()*+,;=-._~"  # RFC 3986 pchar, minus percent-encoding
+
+# Problem codes by status (docs/contract.md, "Errors").
+CALL_ERRORS: dict[int, tuple[str, ...]] = {
+    400: ("invalid_json", "invalid_parameter", "invalid_request"),
+    401: ("unauthenticated",),
+    403: ("forbidden",),
+    404: ("unknown_action", "unsupported_version", "unknown_provider"),
+    408: ("request_timeout",),
+    413: ("payload_too_large",),
+    415: ("unsupported_media_type",),
+    502: ("provider_unreachable", "provider_error", "invalid_provider_response"),
+    503: ("provider_overloaded", "registry_unavailable"),
+    504: ("provider_timeout",),
+}
+DISCOVER_ERRORS: dict[int, tuple[str, ...]] = {
+    400: ("invalid_parameter",),
+    401: ("unauthenticated",),
+    403: ("forbidden",),
+    404: ("unknown_action",),
+    503: ("registry_unavailable",),
+}
+_STATUS_TEXT = {400: "Bad request", 401: "Unauthenticated", 403: "Forbidden", 404: "Not found",
+                408: "Request timeout", 413: "Payload too large", 415: "Unsupported media type",
+                502: "Bad gateway", 503: "Service unavailable", 504: "Gateway timeout"}
+
+
+# ---- the route ---------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class _Rendered:
+    generation: int
+    loaded_at: str
+    body: bytes
+    etag: str
+
+
+class OpenApiCache:
+    """The document of the catalogue in use, built once per generation."""
+
+    __slots__ = ("rendered",)
+
+    def __init__(self) -> None:
+        self.rendered: _Rendered | None = None
+
+
+OPENAPI_CACHE = web.AppKey("openapi_cache", OpenApiCache)
+
+
+async def openapi_json(request: web.Request) -> web.StreamResponse:
+    catalogue = request.app[HUB].catalogue
+    cache = request.app[OPENAPI_CACHE]
+    rendered = cache.rendered
+    if rendered is None or (rendered.generation, rendered.loaded_at) != (catalogue.generation,
+                                                                         catalogue.loaded_at):
+        rendered = cache.rendered = await asyncio.to_thread(render, catalogue)
+    headers = {"ETag": rendered.etag, "Cache-Control": "no-cache"}
+    if rendered.etag in request.headers.get("If-None-Match", ""):
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=rendered.body, content_type="application/json", headers=headers)
+
+
+def render(catalogue: Catalogue) -> _Rendered:
+    body = orjson.dumps(build_document(catalogue), option=orjson.OPT_INDENT_2)
+    etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    return _Rendered(catalogue.generation, catalogue.loaded_at, body, etag)
+
+
+# ---- the document ------------------------------------------------------------------------
+
+def build_document(catalogue: Catalogue) -> dict[str, Any]:
+    schemas: dict[str, Any] = {
+        "Problem": PROBLEM_SCHEMA,
+        "ValidationIssue": ISSUE_SCHEMA,
+        "Provider": PROVIDER_SCHEMA,
+    }
+    responses: dict[str, Any] = {}
+    paths: dict[str, Any] = {}
+    names: set[str] = set(schemas)
+    for action in sorted(catalogue.actions.values(), key=lambda a: a.name):
+        namespace = _unique(_slug(action.name), names)
+        paths[f"/v1/services/call/{quote(action.name, safe=_PATH_SAFE)}/{{provider}}"] = {
+            "post": call_operation(action, namespace, schemas, responses),
+        }
+    paths["/v1/services/discover/{action}"] = {"get": discover_operation(catalogue, responses)}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "apihub",
+            "version": __version__,
+            "description": (
+                "The actions this hub relays, generated from its catalogue "
+                f"(generation {catalogue.generation}, loaded {catalogue.loaded_at or 'now'}). "
+                "Each call is checked against the action's protocol on the way to the provider "
+                "and on the way back; the hub adds `context` and `secret` to the body the provider "
+                "receives, so they are not part of the request bodies described here."
+            ),
+        },
+        "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
+        "security": [{"bearerAuth": []}],
+        "tags": [{"name": tag} for tag in sorted({_tag(a.name) for a in catalogue.actions.values()})]
+                + [{"name": "discovery", "description": "Which providers serve an action"}],
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "responses": dict(sorted(responses.items())),
+            "parameters": PARAMETERS,
+            "headers": HEADERS,
+            "securitySchemes": {"bearerAuth": {
+                "type": "http", "scheme": "bearer",
+                "description": "The consumer app's token (the bare token without 'Bearer ' is accepted too).",
+            }},
+        },
+    }
+
+
+def call_operation(action: Action, namespace: str, schemas: dict[str, Any],
+                   responses: dict[str, Any]) -> dict[str, Any]:
+    request_refs: list[dict[str, Any]] = []
+    response_refs: list[dict[str, Any]] = []
+    notes = []
+    for number, version in sorted(action.versions.items()):
+        for side, schema, refs in (("request", version.request_schema, request_refs),
+                                   ("response", version.response_schema, response_refs)):
+            name = f"{namespace}.v{number}.{side}"
+            if side == "request":
+                schema, clean = strip_hub_owned(schema)
+                if not clean:
+                    notes.append(f"v{number}: the request schema still describes the hub-owned "
+                                 "`context`/`secret` (they could not be removed cleanly)")
+            converted = to_2020_12(schema, f"#/components/schemas/{name}")
+            if isinstance(converted, dict):
+                converted.setdefault("title", f"{action.name} v{number} {side}")
+            schemas[name] = converted
+            refs.append({"$ref": f"#/components/schemas/{name}"})
+    versions = sorted(action.versions)
+    description = action.description
+    description += ("\n\n" if description else "") + (
+        f"Versions: {', '.join(map(str, versions))}. Without `version`, the highest one that both the "
+        "catalogue and the provider support is used."
+    )
+    if len(versions) > 1:
+        description += " The body and the answer follow the chosen version's schema (listed in `anyOf`)."
+    if notes:
+        description += "\n\n" + "\n".join(notes)
+    operation: dict[str, Any] = {
+        "operationId": "call_" + namespace.replace(".", "_"),
+        "tags": [_tag(action.name)],
+        "summary": action.title or action.name,
+        "description": description,
+        "parameters": [
+            {"name": "provider", "in": "path", "required": True,
+             "description": "The providing app's id (see the discover endpoint).",
+             "schema": {"type": "string", "minLength": 1}},
+            {"name": "version", "in": "query", "required": False,
+             "description": "Which version of the action to use; default: the highest both sides support.",
+             "schema": {"type": "integer", "enum": versions}},
+            {"$ref": "#/components/parameters/timeout"},
+            {"$ref": "#/components/parameters/communityId"},
+            {"$ref": "#/components/parameters/requestId"},
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _one_of_versions(request_refs)}},
+        },
+        "responses": {
+            "200": {
+                "description": "The provider's answer, checked against the response schema, relayed byte for byte.",
+                "headers": {"X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"}},
+                "content": {"application/json": {"schema": _one_of_versions(response_refs)}},
+            },
+            **_error_responses(CALL_ERRORS, responses),
+        },
+        "x-apihub-action": action.name,
+        "x-apihub-versions": versions,
+    }
+    if action.idempotent:
+        operation["x-idempotent"] = True
+    return operation
+
+
+def discover_operation(catalogue: Catalogue, responses: dict[str, Any]) -> dict[str, Any]:
+    action: dict[str, Any] = {"type": "string", "minLength": 1}
+    if catalogue.actions:
+        action["enum"] = sorted(catalogue.actions)
+    return {
+        "operationId": "discover",
+        "tags": ["discovery"],
+        "summary": "The providers installed in the community that serve an action",
+        "parameters": [
+            {"name": "action", "in": "path", "required": True, "schema": action},
+            {"name": "version", "in": "query", "required": False,
+             "description": "Keep only the providers serving this version.",
+             "schema": {"type": "integer", "minimum": 1}},
+            {"$ref": "#/components/parameters/communityId"},
+            {"$ref": "#/components/parameters/requestId"},
+        ],
+        "responses": {
+            "200": {
+                "description": "The providers, sorted by id; `versions` are those the catalogue also has.",
+                "headers": {"X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"}},
+                "content": {"application/json": {"schema": {
+                    "type": "array", "items": {"$ref": "#/components/schemas/Provider"}}}},
+            },
+            **_error_responses(DISCOVER_ERRORS, responses),
+        },
+    }
+
+
+def _one_of_versions(refs: list[dict[str, Any]]) -> dict[str, Any]:
+    # anyOf, not oneOf: a body may well be valid under two versions.
+    return refs[0] if len(refs) == 1 else {"anyOf": refs}
+
+
+def _error_responses(codes: dict[int, tuple[str, ...]], shared: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for status, names in codes.items():
+        key = f"E{status}_" + "_".join(names)
+        shared.setdefault(key, {
+            "description": f"{_STATUS_TEXT[status]}: {', '.join(f'`{n}`' for n in names)}",
+            "headers": {"X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"}},
+            "content": {"application/problem+json": {"schema": {"allOf": [
+                {"$ref": "#/components/schemas/Problem"},
+                {"properties": {"status": {"const": status}, "code": {"enum": list(names)}}},
+            ]}}},
+        })
+        out[str(status)] = {"$ref": f"#/components/responses/{key}"}
+    return out
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", name).strip("_") or "action"
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    candidate, n = name, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{name}_{n}"
+    taken.add(candidate)
+    return candidate
+
+
+def _tag(action: str) -> str:
+    head, _, _ = action.rpartition(":")
+    return head or action
+
+
+# ---- hub-owned keys --------------------------------------------------------------------------
+
+def strip_hub_owned(schema: Any) -> tuple[Any, bool]:
+    """The request schema without `context`/`secret`; clean=False (and the
+    schema unchanged) when they are constrained somewhere this cannot undo."""
+    if not isinstance(schema, dict):
+        return schema, True
+    out = copy.deepcopy(schema)
+    definitions = out.get("definitions") if isinstance(out.get("definitions"), dict) else out.get("$defs")
+    definitions = definitions if isinstance(definitions, dict) else {}
+
+    def local(ref: Any) -> Any:
+        for prefix in ("#/definitions/", "#/$defs/"):
+            if isinstance(ref, str) and ref.startswith(prefix) and "/" not in ref[len(prefix):]:
+                return definitions.get(ref[len(prefix):].replace("~1", "/").replace("~0", "~"))
+        return None
+
+    def strip(node: dict[str, Any]) -> None:
+        props = node.get("properties")
+        if isinstance(props, dict):
+            for key in HUB_OWNED:
+                props.pop(key, None)
+        if isinstance(node.get("required"), list):
+            node["required"] = [k for k in node["required"] if k not in HUB_OWNED]
+            if not node["required"]:
+                del node["required"]
+        members = node.get("allOf")
+        if isinstance(members, list):
+            kept = []
+            for member in members:
+                if isinstance(member, dict) and set(member) <= {"$ref", "description", "title"}:
+                    target = local(member.get("$ref"))
+                    if isinstance(target, dict) and _mentions_hub_owned(target):
+                        member = copy.deepcopy(target)
+                if isinstance(member, dict) and "$ref" not in member:
+                    strip(member)
+                    if _is_empty(member):
+                        continue
+                kept.append(member)
+            node["allOf"] = kept
+            if not kept:
+                del node["allOf"]
+
+    strip(out)
+    if _requires_hub_owned(out, local):
+        return schema, False
+    members = out.get("allOf")
+    if isinstance(members, list) and len(members) == 1 and isinstance(members[0], dict) \
+            and "$ref" not in members[0] and not (set(members[0]) & set(out)):
+        # allOf [Envelope, {...}] without the envelope: just {...}
+        out.update(out.pop("allOf")[0])
+    return _prune_definitions(out), True
+
+
+def _mentions_hub_owned(node: dict[str, Any]) -> bool:
+    props = node.get("properties")
+    required = node.get("required")
+    return (isinstance(props, dict) and any(k in props for k in HUB_OWNED)) or (
+        isinstance(required, list) and any(k in required for k in HUB_OWNED))
+
+
+def _is_empty(node: dict[str, Any]) -> bool:
+    """Nothing left but annotations and an object type with no properties."""
+    rest = {k: v for k, v in node.items() if k not in ("title", "description", "$comment")}
+    if rest.get("properties") == {}:
+        rest.pop("properties")
+    return rest in ({}, {"type": "object"})
+
+
+def _requires_hub_owned(node: Any, local: Callable[[Any], Any], depth: int = 0) -> bool:
+    """Does a consumer body without context/secret still fail somewhere on top level?"""
+    if not isinstance(node, dict) or depth > 16:
+        return False
+    if _mentions_hub_owned(node):
+        return True
+    target = local(node.get("$ref"))
+    if isinstance(target, dict) and _requires_hub_owned(target, local, depth + 1):
+        return True
+    for key in ("allOf", "anyOf", "oneOf"):
+        for member in node.get(key, []) if isinstance(node.get(key), list) else []:
+            if _requires_hub_owned(member, local, depth + 1):
+                return True
+    return any(_requires_hub_owned(node.get(k), local, depth + 1) for k in ("if", "then", "else"))
+
+
+def _prune_definitions(schema: dict[str, Any]) -> dict[str, Any]:
+    """Drop the definitions nothing refers to any more (Context, Envelope…)."""
+    for key in ("definitions", "$defs"):
+        defs = schema.get(key)
+        if not isinstance(defs, dict):
+            continue
+        prefix = f"#/{key}/"
+        body = {k: v for k, v in schema.items() if k != key}
+        reachable: set[str] = set()
+        todo = [body]
+        while todo:
+            for ref in _refs(todo.pop()):
+                if not ref.startswith(prefix):
+                    if ref.startswith(f"#/{key}") or ref == "#":
+                        return schema  # a reference this cannot follow: keep everything
+                    continue
+                name = ref[len(prefix):].split("/")[0].replace("~1", "/").replace("~0", "~")
+                if name not in reachable and name in defs:
+                    reachable.add(name)
+                    todo.append(defs[name])
+        schema[key] = {k: v for k, v in defs.items() if k in reachable}
+        if not schema[key]:
+            del schema[key]
+    return schema
+
+
+def _refs(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str):
+                yield value
+            elif key not in ("enum", "const", "default", "examples", "example"):
+                yield from _refs(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _refs(item)
+
+
+# ---- draft-04/06/07 → 2020-12 ----------------------------------------------------------------
+
+_MAPS = ("properties", "patternProperties", "definitions", "$defs", "dependentSchemas")
+_ONE = ("additionalProperties", "additionalItems", "items", "contains", "not", "if", "then", "else",
+        "propertyNames", "unevaluatedItems", "unevaluatedProperties", "contentSchema")
+_LISTS = ("allOf", "anyOf", "oneOf", "prefixItems")
+
+
+def _draft(schema: Any) -> str:
+    declared = schema.get("$schema") if isinstance(schema, dict) else None
+    for marker in ("draft-04", "draft-06", "2019-09", "2020-12"):
+        if isinstance(declared, str) and marker in declared:
+            return marker
+    return "draft-07"
+
+
+def to_2020_12(schema: Any, base: str) -> Any:
+    """A copy of `schema` in JSON Schema 2020-12, its local `$ref`s rebased to `base`."""
+    draft = _draft(schema)
+    out = copy.deepcopy(schema)
+    if not isinstance(out, dict):
+        return out
+    out.pop("$schema", None)
+    out.pop("$id", None)
+    if draft == "draft-04":
+        out.pop("id", None)
+    if isinstance(out.get("definitions"), dict):
+        defs = out.pop("definitions")
+        out["$defs"] = {**defs, **out.get("$defs", {})}
+        _rewrite_refs(out, lambda ref: "#/$defs/" + ref[len("#/definitions/"):]
+                      if ref.startswith("#/definitions/") else ref)
+    if draft not in ("2019-09", "2020-12"):
+        for node in list(_subschemas(out)):
+            _upgrade(node, draft)
+    _rewrite_refs(out, lambda ref: base + ref[1:] if ref.startswith("#") else ref)
+    return out
+
+
+def _subschemas(node: Any) -> Iterator[dict[str, Any]]:
+    if not isinstance(node, dict):
+        return
+    yield node
+    for key, value in node.items():
+        if key in _MAPS and isinstance(value, dict):
+            for sub in value.values():
+                yield from _subschemas(sub)
+        elif key in _LISTS and isinstance(value, list) or key == "items" and isinstance(value, list):
+            for sub in value:
+                yield from _subschemas(sub)
+        elif key in _ONE:
+            yield from _subschemas(value)
+        elif key == "dependencies" and isinstance(value, dict):
+            for sub in value.values():
+                yield from _subschemas(sub)
+
+
+_REF_SIBLINGS = frozenset({"$ref", "$defs", "title", "description", "$comment"})
+
+
+def _upgrade(node: dict[str, Any], draft: str) -> None:
+    if "$ref" in node:
+        # Up to draft-07 a $ref's siblings are ignored; from 2019-09 on they apply.
+        for key in set(node) - _REF_SIBLINGS:
+            del node[key]
+        return
+    if isinstance(node.get("items"), list):
+        node["prefixItems"] = node.pop("items")
+        if "additionalItems" in node:
+            node["items"] = node.pop("additionalItems")
+    else:
+        node.pop("additionalItems", None)  # without tuple items it has no effect
+    deps = node.pop("dependencies", None)
+    if isinstance(deps, dict):
+        for name, value in deps.items():
+            key = "dependentRequired" if isinstance(value, list) else "dependentSchemas"
+            node.setdefault(key, {})[name] = value
+    if draft == "draft-04":
+        for key, bound in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+            value = node.get(key)
+            if isinstance(value, bool):
+                del node[key]
+                if value and bound in node:
+                    node[key] = node.pop(bound)
+
+
+def _rewrite_refs(node: Any, rewrite: Callable[[str], str]) -> None:
+    for sub in _subschemas(node):
+        ref = sub.get("$ref")
+        if isinstance(ref, str):
+            sub["$ref"] = rewrite(ref)
+
+
+# ---- fixed parts -----------------------------------------------------------------------------
+
+ISSUE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["path", "message"],
+    "properties": {
+        "path": {"type": "string", "description": "JSON Pointer into the body (or the provider's answer)."},
+        "message": {"type": "string"},
+    },
+}
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "RFC 9457 problem details, with a stable machine `code`.",
+    "required": ["type", "title", "status", "detail", "code", "requestId"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "code": {"type": "string"},
+        "requestId": {"type": "string"},
+        "errors": {"type": "array", "items": {"$ref": "#/components/schemas/ValidationIssue"}},
+    },
+}
+PROVIDER_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "displayName", "icon", "versions"],
+    "properties": {
+        "id": {"type": "string"},
+        "displayName": {"type": "string"},
+        "icon": {"type": "string"},
+        "versions": {"type": "array", "items": {"type": "integer", "minimum": 1}},
+    },
+}
+PARAMETERS: dict[str, Any] = {
+    "communityId": {
+        "name": "community-id", "in": "header", "required": True,
+        "description": "The community both apps are installed in (`X-Community-Id` is accepted too).",
+        "schema": {"type": "string", "minLength": 1},
+    },
+    "requestId": {
+        "name": "X-Request-Id", "in": "header", "required": False,
+        "description": "Kept when valid, else replaced; echoed on every response and sent to the provider.",
+        "schema": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$"},
+    },
+    "timeout": {
+        "name": "timeout", "in": "query", "required": False,
+        "description": "Milliseconds; may shorten the configured deadline, never lengthen it.",
+        "schema": {"type": "integer", "minimum": 1},
+    },
+}
+HEADERS: dict[str, Any] = {
+    "X-Request-Id": {"description": "The request's id, also in logs and in problem bodies.",
+                     "schema": {"type": "string"}},
+}

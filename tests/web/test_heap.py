@@ -1,0 +1,47 @@
+"""A serving process keeps its catalogue out of the GC's walks, and a reload
+lets the replaced catalogue be collected, then freezes the new one."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import weakref
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from proxy.web import heap
+from proxy.web.state import HUB
+
+from tests.support import ECHO, call_headers
+
+
+@pytest.fixture
+def frozen() -> Iterator[None]:
+    heap.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()  # the rest of the test session keeps a normal collector
+
+
+async def test_reload_frees_the_old_catalogue_and_freezes_again(hub: Any, frozen: None) -> None:
+    state = hub.server.app[HUB]
+    state.freeze_heap = True
+    assert gc.get_freeze_count() > 0
+    old = weakref.ref(state.snapshot)
+    r = await hub.post(f"/v1/services/call/{ECHO}/provider-app", json={"data": {"value": 1, "label": "x"}},
+                       headers=call_headers())
+    assert r.status == 200
+    assert await state.reload()
+    for _ in range(100):  # the old snapshot goes once nothing holds it; then a freeze is scheduled
+        gc.collect()
+        await asyncio.sleep(0.01)
+        if old() is None and gc.get_freeze_count() > 0:
+            break
+    assert old() is None, "the replaced catalogue was never collected"
+    assert gc.get_freeze_count() > 0
+    r = await hub.post(f"/v1/services/call/{ECHO}/provider-app", json={"data": {"value": 1, "label": "x"}},
+                       headers=call_headers())
+    assert r.status == 200
