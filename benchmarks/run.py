@@ -431,7 +431,7 @@ def start_servers(fleet: Fleet, run: Run) -> Servers:
 
 
 def validators_available() -> bool:
-    from proxy.schemas_rs import available
+    from proxy.validation.rs import available
 
     return available()
 
@@ -498,15 +498,15 @@ def profile(run: Run, s: Servers) -> dict[str, Any]:
 
 # Where a sample goes, first match wins (matched against the whole stack).
 BUCKETS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("schema validation", ("proxy/schemas", "(<string>)", "jsonschema")),
+    ("schema validation", ("proxy/validation", "(<string>)", "jsonschema")),
     ("logging (structlog)", ("structlog/",)),
-    ("metrics (prometheus)", ("prometheus_client/", "proxy/metrics")),
-    ("call observers (conformance)", ("proxy/conformance",)),
-    ("provider call: aiohttp client, signature, deadline", ("Upstream.post",)),
+    ("metrics (prometheus)", ("prometheus_client/", "proxy/observe/metrics")),
+    ("call observers (conformance)", ("proxy/observe/conformance", "proxy/observe/calls")),
+    ("provider call: client, signature, deadline", ("AiohttpClient.post", "LeanClient.post")),
     ("reading the consumer's body", ("read_call_body",)),
     ("auth, registry, action, provider, version steps", ("identify (", "resolve_provider", "choose_version")),
-    ("hub handler and middleware (the rest)", ("hub_middleware",)),
-    ("aiohttp server: parse, dispatch, write", ("aiohttp/web_", "aiohttp/http_", "proxy/httpserver")),
+    ("hub handler and middleware (the rest)", ("hub_middleware", "proxy/web/handlers")),
+    ("aiohttp server: parse, dispatch, write", ("aiohttp/web_", "aiohttp/http_", "proxy/web/httpserver")),
 )
 
 _FRAME = re.compile(r"^(?P<fn>.*?) \((?P<file>.*)\)$")

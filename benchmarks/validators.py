@@ -1,5 +1,5 @@
 """fastjsonschema against jsonschema-rs, through the hub's own seam
-(`proxy.schemas.compile_schema`), on the shipped example actions with small
+(`proxy.validation.compile_schema`), on the shipped example actions with small
 and large payloads: µs per validation of a conforming payload, µs to
 explain a rejected one, and ms to compile a schema.
 
@@ -33,7 +33,7 @@ def payloads() -> list[tuple[str, str, str, str, Any]]:
     sys.path.insert(0, str(Path(__file__).parent))
     import provider
 
-    from proxy import example_provider as ep
+    from proxy.run import example_provider as ep
 
     out: list[tuple[str, str, str, str, Any]] = []
     cal = "@layers:Calendar:getRelated"
@@ -76,8 +76,8 @@ def _per_call_us(fn: Any, arg: Any, budget_s: float) -> float:
 
 
 def measure(quick: bool = False) -> dict[str, Any]:
-    from proxy.schemas import compile_schema
-    from proxy.schemas_rs import available
+    from proxy.validation import compile_schema
+    from proxy.validation.rs import available
 
     engines = [e for e in ENGINES if e != "jsonschema-rs" or available()]
     budget = 0.03 if quick else 0.15
