@@ -34,6 +34,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import tomli_w
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
@@ -224,12 +226,7 @@ def write_config(path: Path, catalogue_dir: Path, port: int, **sections: dict[st
     }
     for name, values in sections.items():
         raw.setdefault(name, {}).update(values)
-    lines = []
-    for name, values in raw.items():
-        lines.append(f"[{name}]")
-        lines.extend(f"{key} = {json.dumps(value)}" for key, value in values.items())
-        lines.append("")
-    path.write_text("\n".join(lines))
+    path.write_text(tomli_w.dumps(raw))
     return path
 
 

@@ -30,7 +30,7 @@ BODY_MARKER = "body-marker-5f0c2e9a"
 ANSWER_MARKER = "answer-marker-77d1b3c4"
 NEVER_LOGGED = [CONSUMER_TOKEN, OTHER_TOKEN, PROVIDER_SECRET, BODY_MARKER, ANSWER_MARKER]
 
-# Every code DESIGN.md documents, with its status.
+# Every code docs/contract.md documents, with its status.
 DOCUMENTED = {
     "unauthenticated": 401, "forbidden": 403, "not_found": 404, "unknown_action": 404,
     "unsupported_version": 404, "unknown_provider": 404, "method_not_allowed": 405,

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import tomli_w
 
 from proxy.config import Config, parse_config
 
@@ -155,7 +156,7 @@ def free_port() -> int:
 
 
 def write_config_file(path: Path, catalogue: Path, port: int, **sections: dict[str, Any]) -> Path:
-    """A config.toml for a subprocess hub (TOML written by hand: no writer in stdlib)."""
+    """A config.toml for a subprocess hub."""
     raw: dict[str, dict[str, Any]] = {
         "server": {"host": "127.0.0.1", "port": port, "workers": 1, "shutdown_grace_s": 10},
         "catalogue": {"path": str(catalogue)},
@@ -164,12 +165,7 @@ def write_config_file(path: Path, catalogue: Path, port: int, **sections: dict[s
     }
     for name, values in sections.items():
         raw.setdefault(name, {}).update(values)
-    lines = []
-    for name, values in raw.items():
-        lines.append(f"[{name}]")
-        lines.extend(f"{key} = {json.dumps(value)}" for key, value in values.items())
-        lines.append("")
-    path.write_text("\n".join(lines))
+    path.write_text(tomli_w.dumps(raw))
     return path
 
 

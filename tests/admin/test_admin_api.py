@@ -1,4 +1,4 @@
-"""The admin API for apps (DESIGN.md, "Admin listener") over a real socket
+"""The admin API for apps (docs/contract.md, "Admin API") over a real socket
 and a real redis-server, the file backend's read-only answers, and the
 `apihub apps push|list|rm` CLI that writes the same data model."""
 

@@ -1,6 +1,6 @@
 """Hypothesis-driven bad input against a running hub process, over raw
 sockets: random paths, methods, headers, community ids, tokens and bodies,
-and bytes that are not HTTP at all. Every answer must be one of DESIGN.md's
+and bytes that are not HTTP at all. Every answer must be one of docs/contract.md's
 documented codes in a problem+json body with its X-Request-Id (or a 200 for
 the rare valid call): never a 500, never a hang, never a crash, and nothing
 we sent may show up in the hub's log."""
