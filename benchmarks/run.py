@@ -34,8 +34,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import tomli_w
-
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
@@ -45,6 +43,9 @@ import loadgen  # noqa: E402
 import provider as bench_provider  # noqa: E402
 import scale  # noqa: E402
 import validators  # noqa: E402
+
+from proxy.run.cli import wait_http  # noqa: E402
+from tests.support import write_config_file  # noqa: E402
 from loadgen import LoadResult, Request, run_load  # noqa: E402
 
 OUT = HERE / "out"
@@ -163,19 +164,6 @@ class Fleet:
             self.stop(server)
 
 
-def wait_http(url: str, proc: subprocess.Popen[bytes] | None, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{url}: the process exited with {proc.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{url} did not answer within {timeout_s}s")
-
-
 def post(url: str, body: bytes) -> tuple[int, bytes]:
     request = urllib.request.Request(url, data=body, headers=HEADERS, method="POST")
     try:
@@ -218,16 +206,8 @@ def write_catalogue(root: Path, upstream: str) -> Path:
 
 
 def write_config(path: Path, catalogue_dir: Path, port: int, **sections: dict[str, Any]) -> Path:
-    raw: dict[str, dict[str, Any]] = {
-        "server": {"host": "127.0.0.1", "port": port, "workers": 1, "shutdown_grace_s": 5},
-        "catalogue": {"path": str(catalogue_dir)},
-        "log": {"format": "json", "level": "info"},
-        "admin": {"enabled": False},
-    }
-    for name, values in sections.items():
-        raw.setdefault(name, {}).update(values)
-    path.write_text(tomli_w.dumps(raw))
-    return path
+    server = {"shutdown_grace_s": 5, **sections.pop("server", {})}
+    return write_config_file(path, catalogue_dir, port, server=server, **sections)
 
 
 # ---- measuring -------------------------------------------------------------------

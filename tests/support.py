@@ -26,6 +26,7 @@ import orjson
 import tomli_w
 
 from proxy.config import Config, parse_config
+from proxy.run.cli import wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -181,16 +182,10 @@ def start_hub_process(config_path: Path, log_path: Path, env: dict[str, str] | N
 
 
 def wait_ready(url: str, proc: subprocess.Popen[bytes] | None = None, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"process exited with {proc.returncode} before {url} answered")
-        try:
-            with urllib.request.urlopen(url, timeout=1):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError(f"{url} did not answer within {timeout_s}s")
+    try:
+        wait_http(url, proc, timeout_s)
+    except RuntimeError as exc:
+        raise AssertionError(str(exc)) from None
 
 
 # ---- a provider for subprocess hubs ----------------------------------------------

@@ -75,7 +75,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         env=os.environ.copy(),
     )
     try:
-        _wait_http(f"http://127.0.0.1:{args.provider_port}/healthz", provider)
+        try:
+            wait_http(f"http://127.0.0.1:{args.provider_port}/healthz", provider)
+        except RuntimeError as exc:
+            raise SystemExit(f"apihub: the example provider did not start: {exc}") from None
         host = "127.0.0.1" if config.server.host in ("0.0.0.0", "::") else config.server.host
         print(DEMO_BANNER.format(url=f"http://{host}:{config.server.port}"), file=sys.stderr, flush=True)
         return run_worker(config)
@@ -97,17 +100,19 @@ Ctrl-C stops both.
 """
 
 
-def _wait_http(url: str, child: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:
+def wait_http(url: str, child: subprocess.Popen[bytes] | None = None, timeout_s: float = 15.0) -> None:
+    """Until `url` answers; RuntimeError if `child` exits or time runs out.
+    (Before any event loop exists: a plain blocking wait.)"""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if child.poll() is not None:
-            raise SystemExit(f"apihub: the example provider exited with {child.returncode}")
+        if child is not None and child.poll() is not None:
+            raise RuntimeError(f"the process serving {url} exited with {child.returncode}")
         try:
             with urllib.request.urlopen(url, timeout=1):
                 return
         except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"apihub: {url} did not answer within {timeout_s:.0f}s")
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer within {timeout_s:.0f}s")
 
 
 def build_parser() -> argparse.ArgumentParser:

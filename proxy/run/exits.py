@@ -1,7 +1,25 @@
-"""Process exit codes, one list for every command."""
+"""Process exit codes, one list for every command, and the one way a
+start-up failure is reported."""
+
+from __future__ import annotations
+
+import sys
+
+from ..config import ConfigError
+from ..errors import CatalogueError
 
 EXIT_OK = 0
 EXIT_STARTUP = 1  # could not start: a port taken, a config that cannot be used
 EXIT_CATALOGUE = 2  # the catalogue or an app manifest does not load
 EXIT_USAGE = 2  # a bad command line or config, as argparse exits
 EXIT_FAILED = 1  # a command that ran and failed (apps push/rm)
+
+
+def startup_failure(exc: ConfigError | CatalogueError) -> int:
+    """Print why the hub cannot start (before logging exists) and the exit code."""
+    if isinstance(exc, CatalogueError):
+        for problem in exc.problems:
+            print(f"apihub: catalogue error: {problem}", file=sys.stderr)
+        return EXIT_CATALOGUE
+    print(f"apihub: {exc}", file=sys.stderr)
+    return EXIT_STARTUP

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import socket
-import sys
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -22,7 +21,7 @@ from ..web import heap
 from ..web.app import create_app
 from ..web.httpserver import HubRunner
 from ..web.state import HUB
-from .exits import EXIT_CATALOGUE, EXIT_OK, EXIT_STARTUP
+from .exits import EXIT_OK, startup_failure
 
 log = get_logger("apihub.server")
 
@@ -40,13 +39,8 @@ def run_worker(config: Config, *, sock: socket.socket | None = None) -> int:
     """Serve until SIGTERM/SIGINT. Returns the process exit code."""
     try:
         app = create_app(config)
-    except ConfigError as exc:
-        print(f"apihub: {exc}", file=sys.stderr)
-        return EXIT_STARTUP
-    except CatalogueError as exc:
-        for problem in exc.problems:
-            print(f"apihub: catalogue error: {problem}", file=sys.stderr)
-        return EXIT_CATALOGUE
+    except (ConfigError, CatalogueError) as exc:
+        return startup_failure(exc)
     app[HUB].freeze_heap = True
     heap.freeze()
     uvloop = use_uvloop()

@@ -47,7 +47,7 @@ from ..observe.logs import get_logger
 from ..observe.metrics import MULTIPROC_ENV, use_shared_values
 from ..registry import open_registry
 from ..web.state import load_snapshot
-from .exits import EXIT_CATALOGUE, EXIT_STARTUP
+from .exits import EXIT_STARTUP, startup_failure
 from .serve import run_worker
 
 log = get_logger("apihub.workers")
@@ -250,13 +250,8 @@ def supervise(config: Config) -> int:
         # Opening a registry only reads files or checks a URL; nothing connects yet.
         load_snapshot(config, generation=1, compiler=compiler_for(config.catalogue),
                       registry=open_registry(config), reread=True)
-    except ConfigError as exc:
-        print(f"apihub: {exc}", file=sys.stderr)
-        return EXIT_STARTUP
-    except CatalogueError as exc:
-        for problem in exc.problems:
-            print(f"apihub: catalogue error: {problem}", file=sys.stderr)
-        return EXIT_CATALOGUE
+    except (ConfigError, CatalogueError) as exc:
+        return startup_failure(exc)
     port_problem = port_available(config)
     if port_problem is not None:
         print(f"apihub: {port_problem}", file=sys.stderr)

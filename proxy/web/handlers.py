@@ -5,19 +5,25 @@ answered here: the middleware turns them into problem+json."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
 from aiohttp import web
 
+from ..catalogue import Catalogue
 from ..errors import BadRequest, PayloadTooLarge, RequestTimeout
 from ..pipeline.call import Incoming, call, discover
 from ..pipeline.fanout import fanout
 from ..pipeline.relay import Relay
+from ..registry import Registry
+from ..types import CallRecord
 from .middleware import RECORD
 from .state import HUB, Hub
 
 RELAY = web.AppKey("relay", Relay)
+# call or fanout: both answer the bytes the consumer gets.
+Pipeline = Callable[[Relay, Catalogue, Registry, Incoming, CallRecord], Awaitable[bytes]]
 JSON = "application/json"
 
 
@@ -74,18 +80,18 @@ def _json(body: bytes) -> web.Response:
 
 
 async def call_handler(request: web.Request) -> web.StreamResponse:
-    hub = request.app[HUB]
-    snapshot = hub.snapshot  # read once: a reload mid-call does not change it
-    answer = await call(request.app[RELAY], snapshot.catalogue, snapshot.registry, incoming(request, hub),
-                        request[RECORD])
-    return _json(answer)
+    return await _relayed(request, call)
 
 
 async def fanout_handler(request: web.Request) -> web.StreamResponse:
+    return await _relayed(request, fanout)
+
+
+async def _relayed(request: web.Request, pipeline: Pipeline) -> web.StreamResponse:
     hub = request.app[HUB]
-    snapshot = hub.snapshot
-    answer = await fanout(request.app[RELAY], snapshot.catalogue, snapshot.registry, incoming(request, hub),
-                          request[RECORD])
+    snapshot = hub.snapshot  # read once: a reload mid-call does not change it
+    answer = await pipeline(request.app[RELAY], snapshot.catalogue, snapshot.registry, incoming(request, hub),
+                            request[RECORD])
     return _json(answer)
 
 

@@ -22,6 +22,7 @@ from proxy.config import ServerConfig
 from proxy.run.supervisor import worker_count
 
 from tests.support import (
+    wait_for,
     COMMUNITY,
     CONSUMER_TOKEN,
     ECHO,
@@ -126,14 +127,6 @@ def pid_of(instance: str) -> int:
     return int(instance.rsplit(":", 1)[1])
 
 
-def wait_until(predicate: Any, timeout_s: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def test_worker_count_zero_means_one_per_cpu() -> None:
@@ -170,7 +163,7 @@ def test_sighup_reaches_every_worker_and_a_killed_worker_is_replaced(hub_workers
             return None
         return doc["instance"] if doc["instance"] not in before else None
 
-    new_instance = wait_until(replacement)
+    new_instance = wait_for(replacement, 15.0)
     assert pid_of(new_instance) != victim
     # The replacement is a fresh process: it loaded the catalogue once.
     assert health_generation_of(base, new_instance) == 1
@@ -197,7 +190,7 @@ def health_generation_of(base: str, instance: str, timeout_s: float = 15.0) -> i
         doc = health(base)
         return doc["catalogue"]["generation"] if doc["instance"] == instance else None
 
-    return wait_until(found, timeout_s)  # type: ignore[no-any-return]
+    return wait_for(found, timeout_s)  # type: ignore[no-any-return]
 
 
 def test_broken_catalogue_stops_start_up_before_forking(tmp_path: Path, echo_provider: str) -> None:
@@ -270,5 +263,5 @@ def test_metrics_add_up_every_worker(hub_workers: dict[str, Any]) -> None:
         except OSError:
             return False
 
-    wait_until(replaced)
+    wait_for(replaced, 15.0)
     assert ok_calls() == calls
