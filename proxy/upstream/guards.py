@@ -121,3 +121,10 @@ class Guards:
 
     def states(self) -> dict[str, str]:
         return {key: b.state.value for key, b in self._breakers.items()}
+
+    def breakers(self) -> list[Breaker]:
+        return list(self._breakers.values())
+
+    def bulkheads(self) -> list[Bulkhead]:
+        """Keyed "<provider>" or "<provider> <action>" (a manifest's own limit)."""
+        return list(self._bulkheads.values())

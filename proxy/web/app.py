@@ -17,7 +17,7 @@ from ..pipeline.relay import Relay
 from ..registry import Registry, open_registry
 from ..types import BreakerState
 from ..upstream import Guards, check_client, open_client
-from . import openapi
+from . import openapi, pages
 from .handlers import RELAY, call_handler, discover_handler, fanout_handler, healthz, metrics_handler
 from .middleware import add_routes, make_middleware
 from .state import HUB, Hub, load_snapshot
@@ -79,6 +79,7 @@ def create_app(
         ("GET", "/healthz", healthz, "healthz"),
         ("GET", "/metrics", metrics_handler, "metrics"),
         ("GET", "/v1/openapi.json", openapi.openapi_json, "openapi"),
+        *pages.routes(),
     ])
     return app
 
