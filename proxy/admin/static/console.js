@@ -106,12 +106,14 @@ function draw(id, values, color) {
   ctx.beginPath(); ctx.moveTo(0, h - 1); ctx.lineTo(w, h - 1); ctx.stroke();
   ctx.fillStyle = "#5b6475"; ctx.font = "11px system-ui, sans-serif";
   ctx.fillText(max >= 100 ? max.toFixed(0) : max.toPrecision(2), 2, 11);
-  ctx.strokeStyle = color; ctx.lineWidth = 2; ctx.beginPath();
+  // Newest sample at the right edge; a gap (null) breaks the line.
+  ctx.strokeStyle = ctx.fillStyle = color; ctx.lineWidth = 2; ctx.beginPath();
   let started = false;
   values.forEach((v, i) => {
     if (v === null) { started = false; return; }
-    const x = values.length < 2 ? w : i * w / (KEEP - 1), y = h - 2 - (h - 16) * v / max;
+    const x = w - 2 - (values.length - 1 - i) * (w - 4) / (KEEP - 1), y = h - 2 - (h - 16) * v / max;
     if (started) ctx.lineTo(x, y); else { ctx.moveTo(x, y); started = true; }
+    ctx.fillRect(x - 1.5, y - 1.5, 3, 3);
   });
   ctx.stroke();
 }
