@@ -67,15 +67,18 @@ def _require_chromium() -> None:
 
 @dataclass
 class Browsing:
-    """A page, and every URL it asked for (the proof that nothing left 127.0.0.1)."""
+    """A page, every URL it asked for (the proof that nothing left 127.0.0.1),
+    and its script errors and CSP refusals (none expected)."""
 
     page: Any
     requests: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
 
     def assert_local(self) -> None:
         assert self.requests
         outside = [u for u in self.requests if urlsplit(u).hostname != "127.0.0.1"]
         assert not outside, outside
+        assert not self.errors, self.errors
 
 
 @pytest.fixture
@@ -88,6 +91,9 @@ async def browse() -> AsyncIterator[Callable[..., Awaitable[Browsing]]]:
                 page = await browser.new_page(viewport=viewport)
                 seen = Browsing(page)
                 page.on("request", lambda request: seen.requests.append(request.url))
+                page.on("pageerror", lambda error: seen.errors.append(str(error)))
+                page.on("console", lambda msg: seen.errors.append(msg.text)
+                        if "Content Security Policy" in msg.text else None)
                 page.set_default_timeout(WAIT_MS)
                 return seen
 

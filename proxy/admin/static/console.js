@@ -12,16 +12,6 @@ let transient = false;      // the message is poll's own (loading, unreachable):
 
 const $ = id => document.getElementById(id);
 
-function el(tag, attrs, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === "class") node.className = v; else if (k === "text") node.textContent = v; else node.setAttribute(k, v);
-  }
-  for (const c of children) if (c !== null && c !== undefined) node.append(c);
-  return node;
-}
-
 function table(headers, rows, empty) {
   if (!rows.length) return el("p", {class: "notice muted", text: empty});
   return el("table", {}, el("thead", {}, el("tr", {}, ...headers.map(h => el("th", {text: h})))),

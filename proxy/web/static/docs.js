@@ -6,17 +6,6 @@ const POLL_MS = 5000;
 let doc = null;
 let etag = "";
 
-function el(tag, attrs, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === "class") node.className = v; else if (k === "text") node.textContent = v;
-    else node.setAttribute(k, v === true ? "" : v);
-  }
-  for (const c of children) if (c !== null && c !== undefined) node.append(c);
-  return node;
-}
-
 function resolve(schema) {
   let seen = 0;
   while (schema && typeof schema.$ref === "string" && schema.$ref.startsWith("#/") && seen++ < 32) {
