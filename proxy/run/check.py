@@ -35,7 +35,8 @@ def check(root: Path, out: TextIO | None = None, *, engine: Engine | None = None
     out = out or sys.stdout
     specs, errors, warnings = read_sources(root)
     try:
-        actions = build_actions(specs, SchemaCompiler(engine))
+        actions, fallbacks = build_actions(specs, SchemaCompiler(engine))
+        warnings.extend(fallbacks)
     except CatalogueError as exc:
         errors.extend(exc.problems)
         actions = {}

@@ -12,7 +12,9 @@ fastjsonschema resolves only `#/json/pointer` references within one
 document that has no `$id` (a URN or `file:` root `$id` crashes it; nested
 ones make it fetch). So `bundle` hands it a copy in which every reference
 is such a pointer, every identifier is gone, and the meta-schemas it refers
-to are copied under the root's `BUNDLED` key. With `lower`, 2019-09 and
+to are copied into the root's `definitions` (`$defs` from 2019-09 on) as
+`BUNDLED-<n>`, where the exported OpenAPI document (web/openapi.py) finds
+them too. With `lower`, 2019-09 and
 2020-12 schemas are also rewritten into the draft-07 keywords the
 fastjsonschema generator runs (lower.py); what has no such rewrite is
 listed in `Bundle.blockers` and that schema goes to another engine.
@@ -33,11 +35,12 @@ from jsonschema_specifications import REGISTRY as META_SCHEMAS
 from referencing import Specification
 from referencing._core import Resolver
 
-from ..schemas import SchemaError, pointer
+from ..jsonpointer import pointer
 from . import lower as lowering
+from .base import SchemaError
 
 # Where copies of the meta-schemas a schema refers to go, in the root.
-BUNDLED = "$apihub-bundle"
+BUNDLED = "$apihub-bundle"  # the prefix of the names the hub adds there
 
 SPECIFICATIONS: dict[str, Specification[Any]] = {
     "draft-04": referencing.jsonschema.DRAFT4,
@@ -89,14 +92,22 @@ def _nodes(value: Any) -> Iterator[dict[str, Any]]:
             stack.extend(item)
 
 
+def check_references(schema: Any, draft: str) -> None:
+    """Raise SchemaError naming the first reference of `schema` (a `draft`
+    schema that passed the meta-schema check) that would need a fetch."""
+    if isinstance(schema, dict) and needs_bundling(schema):
+        _Bundler(schema, SPECIFICATIONS[draft], lower=False, assert_formats=True).resolve()
+
+
 def bundle(schema: Any, draft: str, *, lower: bool = False, assert_formats: bool = True) -> Bundle:
-    """Resolve every reference of `schema` (a `draft` schema that passed the
-    meta-schema check); raise SchemaError naming the first that would need a
-    fetch. The result is a fresh copy: `schema` is left as it is."""
+    """`check_references`, then the one-document copy for fastjsonschema;
+    `schema` is left as it is."""
     root = orjson.loads(orjson.dumps(schema))  # private: edited in place below
     if not isinstance(root, dict):
         return Bundle(root)
-    return _Bundler(root, SPECIFICATIONS[draft], lower=lower, assert_formats=assert_formats).run()
+    bundler = _Bundler(root, SPECIFICATIONS[draft], lower=lower, assert_formats=assert_formats)
+    bundler.resolve()
+    return Bundle(bundler.output(), bundler.blockers)
 
 
 class _Bundler:
@@ -109,13 +120,15 @@ class _Bundler:
         self.index = _index(root)
         self.visited: dict[Location, tuple[Any, Specification[Any]]] = {}
         self.refs: dict[tuple[Location, str], Location | bool] = {}
-        self.externals: dict[str, int] = {}  # meta-schema URI -> its place under BUNDLED
+        self.externals: dict[str, int] = {}  # meta-schema URI -> n in its name BUNDLED-<n>
+        self.defs = "definitions" if _DRAFT_OF_SPEC[id(spec)].startswith("draft-") else "$defs"
+        own = root.get(self.defs)
+        if isinstance(own, dict) and any(name.startswith(BUNDLED) for name in own):
+            raise SchemaError(pointer((self.defs,)), f"names starting with {BUNDLED!r} are reserved by the hub")
         self.blockers: list[tuple[str, str]] = []
         self.moved: set[Location] = set()  # places the lowering rewrote
 
-    def run(self) -> Bundle:
-        if BUNDLED in self.root:
-            raise SchemaError(pointer((BUNDLED,)), "this key is reserved by the hub")
+    def resolve(self) -> None:
         resource = self.spec.create_resource(self.root)
         base = resource.id() or ""
         try:
@@ -123,7 +136,6 @@ class _Bundler:
         except (referencing.exceptions.Unresolvable, ValueError, TypeError) as exc:
             raise SchemaError("", f"identifiers cannot be resolved: {exc}") from None
         self.walk(self.root, ("", ()), registry.resolver(base), self.spec)
-        return Bundle(self.output(), self.blockers)
 
     # -- the walk: every schema location, then every reference's target
 
@@ -187,8 +199,8 @@ class _Bundler:
             node = _at(copies[document] if document else self.root, path)
             self.rewrite(node, (document, path), spec)
         if copies:
-            bundled = self.root.setdefault(BUNDLED, {})
-            bundled.update({str(self.externals[uri]): doc for uri, doc in copies.items()})
+            bundled = self.root.setdefault(self.defs, {})
+            bundled.update({f"{BUNDLED}-{self.externals[uri]}": doc for uri, doc in copies.items()})
         for (_, keyword), target in self.refs.items():
             if isinstance(target, tuple) and any(
                     target[0] == document and target[1][:len(path)] == path for document, path in self.moved):
@@ -220,15 +232,15 @@ class _Bundler:
             self.moved.update((loc[0], (*loc[1], key)) for key in moved)
 
     def constant(self, value: bool) -> str:
-        """A reference to a boolean schema: to a copy of it under BUNDLED."""
-        constants = self.root.setdefault(BUNDLED, {})
-        constants[str(value).lower()] = value
-        return "#" + pointer((BUNDLED, str(value).lower()))
+        """A reference to a boolean schema: to a copy of it beside the meta-schemas."""
+        name = f"{BUNDLED}-{str(value).lower()}"
+        self.root.setdefault(self.defs, {})[name] = value
+        return "#" + pointer((self.defs, name))
 
     def pointer_to(self, loc: Location) -> str:
         document, path = loc
         if document:
-            path = (BUNDLED, str(self.externals[document]), *path)
+            path = (self.defs, f"{BUNDLED}-{self.externals[document]}", *path)
         # fastjsonschema percent-decodes each token of the fragment
         return quote(pointer(path), safe="/~!$&'()*+,;=:@-._")
 

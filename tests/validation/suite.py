@@ -23,7 +23,7 @@ import orjson
 import referencing.exceptions
 from jsonschema_specifications import REGISTRY as META_SCHEMAS
 
-from proxy.schemas import SchemaError
+from proxy.validation import SchemaError
 
 SUITE = Path(__file__).parent / "jsonschema_suite"
 # The suite's folder, the hub's draft name, the URI a catalogue author declares

@@ -29,7 +29,7 @@ def hub_compiler(engine: str) -> Compile:
     compiler = compiler_for(CatalogueConfig(validator=engine))  # type: ignore[arg-type]
 
     def compile_schema(schema: Any) -> Any:
-        return compiler.compile(schema)[0]
+        return compiler.compile(schema).validate
 
     return compile_schema
 
