@@ -228,7 +228,7 @@ class _Bundler:
         if self.lower and draft in lowering.LOWERED_DRAFTS:
             where = self.pointer_to(loc)
             blockers, moved = lowering.lower(node, draft, assert_formats=self.assert_formats)
-            self.blockers.extend((where, keyword) for keyword in blockers)
+            self.blockers.extend((where, f"keyword {keyword!r}") for keyword in blockers)
             self.moved.update((loc[0], (*loc[1], key)) for key in moved)
 
     def constant(self, value: bool) -> str:
