@@ -127,6 +127,7 @@ class _Bundler:
             raise SchemaError(pointer((self.defs,)), f"names starting with {BUNDLED!r} are reserved by the hub")
         self.blockers: list[tuple[str, str]] = []
         self.moved: set[Location] = set()  # places the lowering rewrote
+        self.entries: dict[str, str] = {}  # meta-schema URI -> the first reference to it from the schema
 
     def resolve(self) -> None:
         resource = self.spec.create_resource(self.root)
@@ -178,6 +179,8 @@ class _Bundler:
         self.refs[(loc, keyword)] = target_loc
         if target_loc[0] and target_loc[0] not in self.externals:
             self.externals[target_loc[0]] = len(self.externals)
+        if target_loc[0]:  # where the schema enters the meta-schemas, to name for blockers inside
+            self.entries.setdefault(target_loc[0], self.entries[loc[0]] if loc[0] else pointer((*loc[1], keyword)))
         target_spec = spec
         if target_loc[0]:  # a meta-schema: its own draft
             target_spec = _specification_of(META_SCHEMAS.contents(target_loc[0]), spec, target_loc)
@@ -201,10 +204,12 @@ class _Bundler:
         if copies:
             bundled = self.root.setdefault(self.defs, {})
             bundled.update({f"{BUNDLED}-{self.externals[uri]}": doc for uri, doc in copies.items()})
-        for (_, keyword), target in self.refs.items():
+        for ((document, path), keyword), target in self.refs.items():
             if isinstance(target, tuple) and any(
-                    target[0] == document and target[1][:len(path)] == path for document, path in self.moved):
-                self.blockers.append((self.pointer_to(target), f"{keyword} into a keyword that was rewritten"))
+                    target[0] == moved[0] and target[1][:len(moved[1])] == moved[1] for moved in self.moved):
+                where = self.entries[document] if document else pointer((*path, keyword))
+                self.blockers.append((where, f"a {keyword} into a keyword that was rewritten"))
+        self.blockers.sort()
         return self.root
 
     def rewrite(self, node: dict[str, Any], loc: Location, spec: Specification[Any]) -> None:
@@ -226,9 +231,12 @@ class _Bundler:
             self.blockers.append((pointer(loc[1]), f"a {draft} resource inside a "
                                                     f"{_DRAFT_OF_SPEC[id(self.spec)]} schema"))
         if self.lower and draft in lowering.LOWERED_DRAFTS:
-            where = self.pointer_to(loc)
             blockers, moved = lowering.lower(node, draft, assert_formats=self.assert_formats)
-            self.blockers.extend((where, f"keyword {keyword!r}") for keyword in blockers)
+            if loc[0]:
+                self.blockers.extend((self.entries[loc[0]], f"keyword {keyword!r} of the meta-schema {loc[0]}")
+                                     for keyword in blockers)
+            else:
+                self.blockers.extend((pointer(loc[1]), f"keyword {keyword!r}") for keyword in blockers)
             self.moved.update((loc[0], (*loc[1], key)) for key in moved)
 
     def constant(self, value: bool) -> str:

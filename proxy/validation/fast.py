@@ -111,7 +111,8 @@ def _fallback(schema: Any, draft: Draft, formats: bool, blocker: tuple[str, str]
     where, what = blocker
     regexes = draft.generator.FORMAT_REGEXS if formats else None
     if rs.available():
-        validate, engine = rs.compile_rs(schema, draft.name, format_regexes=regexes), rs.RsEngine.name
+        validate = rs.compile_rs(schema, draft.name, validate_formats=formats, format_regexes=regexes)
+        engine = rs.RsEngine.name
     else:
         validate, engine = _reference_validator(reference_explainer(schema, draft, formats)), REFERENCE
     return Compiled(validate, draft.name, engine,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import socket
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,6 +21,9 @@ from proxy.config import CatalogueConfig
 from .suite import DRAFTS, REMOTE_HOST, REMOTE_PORT, TARGET, Compile, Score, run, table
 
 ENGINES = ("fastjsonschema", "jsonschema-rs")
+# The default engine where jsonschema-rs (an optional dependency) is not
+# installed: its fallbacks go to jsonschema.
+WITHOUT_RS = "fastjsonschema without jsonschema-rs"
 SCORES = pytest.StashKey[dict[tuple[str, str], Score]]()
 
 
@@ -64,11 +68,16 @@ def scores(request: pytest.FixtureRequest, remote_listener: socket.socket | None
         compile_schema = hub_compiler(engine)
         for folder in DRAFTS:
             results[(engine, folder)] = run(folder, compile_schema)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(sys.modules, "jsonschema_rs", None)  # import now fails
+        compile_schema = hub_compiler("fastjsonschema")
+        for folder in DRAFTS:
+            results[(WITHOUT_RS, folder)] = run(folder, compile_schema)
     request.config.stash[SCORES] = results
     return results
 
 
-@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("engine", [*ENGINES, WITHOUT_RS])
 @pytest.mark.parametrize("folder", list(DRAFTS))
 def test_pass_rate(scores: dict[tuple[str, str], Score], engine: str, folder: str) -> None:
     score = scores[(engine, folder)]
@@ -86,7 +95,7 @@ def test_nothing_is_fetched(scores: dict[tuple[str, str], Score], remote_listene
 def print_table(config: pytest.Config, write: Any) -> None:
     results = config.stash.get(SCORES, None)
     if results:
-        engines = tuple(engine for engine in ENGINES if (engine, "draft4") in results)
+        engines = tuple(engine for engine in (*ENGINES, WITHOUT_RS) if (engine, "draft4") in results)
         write("JSON Schema Test Suite, required tests: right verdicts")
         for line in table(results, engines):
             write(line)
