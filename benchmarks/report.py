@@ -10,6 +10,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import jsonschema_suite
+
 if TYPE_CHECKING:
     from run import Run, Sample
 
@@ -195,6 +197,8 @@ def write(run: Run, results: Path, chart: Path) -> None:
     add("")
     _profile(add, x.get("profile", {}))
     _validators(add, x.get("validators", {}))
+    lines.extend(jsonschema_suite.render(x.get("jsonschema_suite", {})))
+    add("")
     _scale(add, run, x.get("scale", {}))
     _redis(add, run, x.get("redis", {}))
     _gap(add, run, ok1 and ok2)

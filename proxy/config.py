@@ -42,6 +42,9 @@ class CatalogueConfig:
     path: Path = Path("catalogue")
     # An engine name of validation/engines.py; checked there.
     validator: str = "fastjsonschema"
+    # `format` in 2019-09 and 2020-12 schemas: an annotation (as those drafts
+    # say) unless true; draft-04/06/07 always assert it.
+    assert_formats: bool = False
     # Compiled validators kept between runs (validation/codecache.py); "" = off. Relative
     # to the config file; must be writable only by the hub's user.
     cache_dir: str = ""

@@ -16,7 +16,8 @@ import orjson
 from ..clock import now_rfc3339
 from ..config import CatalogueConfig
 from ..errors import CatalogueError, Problem
-from ..validation import DEFAULT_ENGINE, CodeCache, Engine, SchemaError, Validator, engine_for
+from ..types import ValidationIssue
+from ..validation import DEFAULT_ENGINE, CodeCache, Compiled, Engine, SchemaError, engine_for
 from . import openapi
 from .files import read_action_file
 from .model import Action, ActionSpec, ActionVersion, Catalogue
@@ -32,10 +33,10 @@ class SchemaCompiler:
 
     def __init__(self, engine: Engine | None = None) -> None:
         self.engine = engine or engine_for(DEFAULT_ENGINE)  # [catalogue] validator
-        self._memo: dict[bytes, tuple[Validator, str]] = {}
-        self._used: dict[bytes, tuple[Validator, str]] = {}
+        self._memo: dict[bytes, Compiled] = {}
+        self._used: dict[bytes, Compiled] = {}
 
-    def compile(self, schema: Any) -> tuple[Validator, str]:
+    def compile(self, schema: Any) -> Compiled:
         key = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
         hit = self._used.get(key) or self._memo.get(key)
         if hit is None:
@@ -52,7 +53,7 @@ class SchemaCompiler:
 
 def compiler_for(config: CatalogueConfig) -> SchemaCompiler:
     cache = CodeCache(Path(config.cache_dir)) if config.cache_dir else None
-    return SchemaCompiler(engine_for(config.validator, cache))
+    return SchemaCompiler(engine_for(config.validator, cache, assert_formats=config.assert_formats))
 
 
 def load_catalogue(
@@ -68,7 +69,7 @@ def load_catalogue(
         raise CatalogueError(problems)
     compiler = compiler or SchemaCompiler()
     try:
-        actions = build_actions(specs, compiler)
+        actions, fallbacks = build_actions(specs, compiler)
     except CatalogueError:
         compiler.discard()
         raise
@@ -77,7 +78,7 @@ def load_catalogue(
         actions=actions,
         generation=generation,
         loaded_at=now_rfc3339(),
-        warnings=tuple(warnings),
+        warnings=(*warnings, *fallbacks),
         load_seconds=time.perf_counter() - started,
     )
 
@@ -105,8 +106,12 @@ def read_sources(root: Path) -> tuple[list[ActionSpec], list[Problem], list[Prob
     return specs, problems, warnings
 
 
-def build_actions(specs: Iterable[ActionSpec], compiler: SchemaCompiler) -> dict[str, Action]:
+def build_actions(specs: Iterable[ActionSpec],
+                  compiler: SchemaCompiler) -> tuple[dict[str, Action], list[Problem]]:
+    """The compiled actions, and a warning for each schema that another
+    engine validates than the configured one (Compiled.fallback)."""
     problems: list[Problem] = []
+    warnings: list[Problem] = []
     by_name: dict[str, ActionSpec] = {}
     for spec in specs:
         first = by_name.get(spec.name)
@@ -121,9 +126,12 @@ def build_actions(specs: Iterable[ActionSpec], compiler: SchemaCompiler) -> dict
     for name, spec in by_name.items():
         versions: dict[int, ActionVersion] = {}
         for number, version in sorted(spec.versions.items()):
-            compiled: dict[str, tuple[Validator, str]] = {}
+            compiled: dict[str, Compiled] = {}
             for side in ("request", "response"):
                 schema = getattr(version, side)
+                if schema is None:
+                    compiled[side] = UNDESCRIBED
+                    continue
                 try:
                     compiled[side] = compiler.compile(schema)
                 except SchemaError as exc:
@@ -131,16 +139,21 @@ def build_actions(specs: Iterable[ActionSpec], compiler: SchemaCompiler) -> dict
                         spec.source, f"/versions/{number}/{side}{exc.pointer}",
                         f"{name} v{number} {side} schema: {exc.message}",
                     ))
+                    continue
+                if compiled[side].fallback:
+                    warnings.append(Problem(spec.source, f"/versions/{number}/{side}",
+                                            f"{name} v{number} {side} schema: {compiled[side].fallback}"))
             if len(compiled) == 2:
                 versions[number] = ActionVersion(
                     version=number,
                     request_schema=version.request,
                     response_schema=version.response,
-                    validate_request=compiled["request"][0],
-                    validate_response=compiled["response"][0],
-                    draft=compiled["request"][1],
+                    validate_request=compiled["request"].validate,
+                    validate_response=compiled["response"].validate,
+                    draft=compiled["request"].draft,
                     enforce_request=version.enforce_request,
                     enforce_response=version.enforce_response,
+                    engines=(compiled["request"].engine, compiled["response"].engine),
                 )
         actions[name] = Action(
             name=name, title=spec.title, description=spec.description, source=spec.source,
@@ -148,6 +161,12 @@ def build_actions(specs: Iterable[ActionSpec], compiler: SchemaCompiler) -> dict
         )
     if problems:
         raise CatalogueError(problems)
-    return actions
+    return actions, warnings
 
 
+def _any_answer(instance: Any) -> tuple[ValidationIssue, ...]:
+    return ()
+
+
+# An answer no schema describes: whatever JSON the provider sends is relayed.
+UNDESCRIBED = Compiled(_any_answer, draft="", engine="")

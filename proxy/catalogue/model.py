@@ -20,7 +20,7 @@ MODES: tuple[Mode, ...] = ("strict", "report")
 @dataclass(frozen=True, slots=True)
 class VersionSpec:
     request: Any
-    response: Any
+    response: Any  # None: the answer is not described (an OpenAPI response without a body schema)
     enforce_request: Mode = "strict"
     enforce_response: Mode = "strict"
 
@@ -41,12 +41,18 @@ class ActionSpec:
 class ActionVersion:
     version: int
     request_schema: Any
-    response_schema: Any
+    response_schema: Any  # None: not described; the relay passes an empty or any JSON answer
     validate_request: Validator
     validate_response: Validator
     draft: str
     enforce_request: Mode = "strict"
     enforce_response: Mode = "strict"
+    # The engine validating each side ("" for an undescribed answer)
+    engines: tuple[str, str] = ("", "")
+
+    @property
+    def answer_described(self) -> bool:
+        return self.response_schema is not None
 
 
 @dataclass(frozen=True, slots=True)

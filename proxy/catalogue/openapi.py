@@ -11,8 +11,16 @@ way (``nullable``, boolean ``exclusiveMinimum``, ``example``, number
 formats, ``readOnly``/``writeOnly`` in ``required`` …) and real-world
 mistakes are repaired where the intent is clear. Every conversion that
 changes what validates is a warning naming the action(s) and the JSON
-Pointer; what cannot be converted is an error. The README's "Importing
-OpenAPI catalogues" table lists every case.
+Pointer; what cannot be converted is an error. docs/openapi.md lists
+every case.
+
+A published document does not always describe a JSON body: a response with
+no ``content`` (an acknowledgement), or a media type without ``schema``,
+leaves the answer undescribed (``VersionSpec.response`` None: the hub
+relays an empty or any JSON answer); a missing or empty ``requestBody``
+accepts any JSON object; ``*/*`` is read as JSON; an operation whose body is
+only some other media type is no action (skipped). Each is a warning naming
+its pointer, never an error that would refuse the whole catalogue.
 
 Versions: ``x-versions: [1, 2]`` or ``x-version: 2`` on the operation (or
 ``x-version`` at the document's top level as the default), else version 1.
@@ -25,6 +33,7 @@ The same action in two OpenAPI documents with different versions is merged
 from __future__ import annotations
 
 import copy
+import enum
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +50,23 @@ from .files import parse_enforce
 from .model import ActionSpec, VersionSpec
 
 SUFFIXES = (".json", ".yaml", ".yml")
+
+
+class Body(enum.Enum):
+    """What a requestBody or response lookup found, besides (schema, pointer)
+    or None (an error, noted)."""
+
+    UNDESCRIBED = "no body schema"  # see UNDESCRIBED_NOTE
+    SKIP = "not JSON"  # the operation is no action the hub can relay (noted)
+
+
+UNDESCRIBED, SKIP = Body.UNDESCRIBED, Body.SKIP
+Found = tuple[Any, str] | Body | None
+UNDESCRIBED_NOTE = {
+    "request": "the request is not described: any JSON object is accepted",
+    "response": "the answer is not described: the hub relays it as the provider sends it if it is empty "
+                "or JSON (within [limits] max_response_bytes)",
+}
 SIDES = ("request", "response")
 _COMPONENTS = "#/components/schemas/"
 
@@ -264,9 +290,12 @@ class _Document:
         if not isinstance(op, dict):
             self.note([name], True, where, "an Operation must be an object")
             return None
-        ok = True
-        request = self.side_schema(name, "request", self.request_schema(name, op, where))
-        response = self.side_schema(name, "response", self.response_schema(name, op, where))
+        found = self.request_schema(name, op, where), self.response_schema(name, op, where)
+        if SKIP in found:
+            return None
+        request = {"type": "object"} if found[0] is UNDESCRIBED else self.side_schema(name, "request", found[0])
+        response = None if found[1] is UNDESCRIBED else self.side_schema(name, "response", found[1])
+        ok = request is not None and (response is not None or found[1] is UNDESCRIBED)
         key = next((k for k in ("x-versions", "x-version") if k in op), None)
         versions = self.versions(name, op[key] if key else default_versions,
                                  f"{where}/{key}" if key else "/x-version")
@@ -292,7 +321,7 @@ class _Document:
         if op.get("parameters"):
             self.note([name], False, f"{where}/parameters",
                       "parameters are ignored: the hub forwards only the JSON body")
-        if not ok or request is None or response is None or not versions:
+        if not ok or not versions:
             return None
         return ActionSpec(
             name=name,
@@ -336,56 +365,65 @@ class _Document:
             return target, f"/components/{kind}/{esc(key)}"
         return value, where
 
-    def _json_schema(self, name: str, holder: Any, where: str, what: str) -> tuple[Any, str] | None:
+    def _json_schema(self, name: str, holder: Any, where: str, what: str, side: str) -> Found:
+        """The JSON schema of a requestBody or response: (schema, pointer),
+        UNDESCRIBED when it describes no body, SKIP when its body is not JSON."""
         if not isinstance(holder, dict):
             self.note([name], True, where, f"{what} must be an object")
             return None
-        content = holder.get("content")
+        content = holder.get("content", {})
         if not isinstance(content, dict):
-            self.note([name], True, where, f"{what} has no content: an action exchanges JSON")
+            self.note([name], True, f"{where}/content", "must be an object of media type -> Media Type Object")
             return None
-        media = _json_media(content)
+        if not content:
+            self.note([name], False, where, f"{what} describes no body: {UNDESCRIBED_NOTE[side]}")
+            return UNDESCRIBED
+        media, ranged = _json_media(content)
         if media is None:
-            self.note([name], True, f"{where}/content",
-                      f"{what} has no application/json content (found {', '.join(content) or 'none'})")
-            return None
+            self.note([name], False, f"{where}/content",
+                      f"{what} is not JSON (found {', '.join(content)}): not an action the hub can relay, skipped")
+            return SKIP
         at = f"{where}/content/{esc(media)}"
+        if ranged:
+            self.note([name], False, at, f"{what}: media type {media!r} read as application/json")
         body = content[media]
-        if not isinstance(body, dict) or "schema" not in body:
-            self.note([name], True, at, f"{what} has no schema")
+        if not isinstance(body, dict):
+            self.note([name], True, at, "a Media Type Object must be an object")
             return None
+        if "schema" not in body:
+            self.note([name], False, at, f"{what} has no schema: {UNDESCRIBED_NOTE[side]}")
+            return UNDESCRIBED
         return body["schema"], f"{at}/schema"
 
-    def request_schema(self, name: str, op: dict[str, Any], where: str) -> tuple[Any, str] | None:
+    def request_schema(self, name: str, op: dict[str, Any], where: str) -> Found:
         if "requestBody" not in op:
-            self.note([name], True, where, "no requestBody: an action needs a request schema")
-            return None
+            self.note([name], False, where, f"no requestBody: {UNDESCRIBED_NOTE['request']}")
+            return UNDESCRIBED
         body, at = self._follow(name, op["requestBody"], f"{where}/requestBody", "requestBodies")
-        return None if body is None else self._json_schema(name, body, at, "requestBody")
+        return None if body is None else self._json_schema(name, body, at, "requestBody", "request")
 
-    def response_schema(self, name: str, op: dict[str, Any], where: str) -> tuple[Any, str] | None:
+    def response_schema(self, name: str, op: dict[str, Any], where: str) -> Found:
         responses = op.get("responses")
         if not isinstance(responses, dict):
             self.note([name], True, f"{where}/responses", "must be an object with a '200' response")
             return None
-        code = "200"
-        if code not in responses:
-            others = sorted(k for k in responses if k[:1] == "2")
-            if not others:
-                self.note([name], True, f"{where}/responses", "no '200' response: the answer needs a schema")
-                return None
-            code = others[0]
-            self.note([name], False, f"{where}/responses/{code}",
+        code = _answer_code(responses)
+        if code is None:
+            self.note([name], False, f"{where}/responses",
+                      f"no 2xx or default response: {UNDESCRIBED_NOTE['response']}")
+            return UNDESCRIBED
+        if code != "200":
+            self.note([name], False, f"{where}/responses/{esc(code)}",
                       f"no '200' response: the '{code}' one is used (the hub answers 200)")
-        body, at = self._follow(name, responses[code], f"{where}/responses/{code}", "responses")
-        return None if body is None else self._json_schema(name, body, at, f"response '{code}'")
+        body, at = self._follow(name, responses[code], f"{where}/responses/{esc(code)}", "responses")
+        return None if body is None else self._json_schema(name, body, at, f"response '{code}'", "response")
 
     # -- schemas
 
-    def side_schema(self, name: str, side: str, found: tuple[Any, str] | None) -> Any:
+    def side_schema(self, name: str, side: str, found: Found) -> Any:
         """A standalone draft-07 schema: the converted root plus the reachable
         components as `definitions`. None (with errors noted) when it fails."""
-        if found is None:
+        if not isinstance(found, tuple):
             return None
         raw, where = found
         root = _Converter(self, side).run(raw, where)
@@ -458,14 +496,31 @@ def _check(converted: _Converted, where: str) -> None:
         converted.notes.append((True, where + exc.pointer, exc.message))
 
 
-def _json_media(content: dict[str, Any]) -> str | None:
-    for media in content:
-        if media.split(";")[0].strip().lower() == "application/json":
-            return media
-    for media in content:
-        kind = media.split(";")[0].strip().lower()
+def _json_media(content: dict[str, Any]) -> tuple[str | None, bool]:
+    """The media type whose schema describes JSON: application/json (any
+    parameters, any case), else a +json type, else a range that includes
+    JSON (`*/*`, `application/*`: second item True)."""
+    kinds = {media: media.split(";")[0].strip().lower() for media in content}
+    for media, kind in kinds.items():
+        if kind == "application/json":
+            return media, False
+    for media, kind in kinds.items():
         if kind.startswith("application/") and kind.endswith("+json"):
-            return media
+            return media, False
+    for media, kind in kinds.items():
+        if kind in ("*/*", "application/*"):
+            return media, True
+    return None, False
+
+
+def _answer_code(responses: dict[str, Any]) -> str | None:
+    """Which response describes the answer: 200, another 2xx, 2XX, then default."""
+    if "200" in responses:
+        return "200"
+    others = sorted(code for code in responses if len(code) == 3 and code[0] == "2" and code.isdigit())
+    for code in (*others, "2XX", "2xx", "default"):
+        if code in responses:
+            return code
     return None
 
 

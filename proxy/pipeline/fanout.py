@@ -11,7 +11,8 @@ Each provider goes through `relay.call_provider`, as a single call would: its
 own deadline, breaker, bulkhead, request and response validation (and
 their report modes). One provider's failure never fails the others. Each
 answer is embedded as the provider sent it (`orjson.Fragment`: no re-parse
-into Python objects, no re-serialisation).
+into Python objects, no re-serialisation); an empty answer to an action
+whose answer the catalogue leaves undescribed is an entry without `data`.
 
 Request-level problems still answer with their own status, in the order
 docs/contract.md fixes: auth → community → action → consumer may call it →
@@ -130,7 +131,8 @@ async def call_leg(relay: Relay, leg: Leg, body: dict[str, Any], caller: Caller,
         return entry
     entry["status"] = "ok"
     # Already parsed and validated by call_provider: valid JSON, embedded as is.
-    entry["data"] = orjson.Fragment(answer)
+    if answer:
+        entry["data"] = orjson.Fragment(answer)
     return entry
 
 

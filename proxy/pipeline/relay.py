@@ -59,7 +59,8 @@ async def call_provider(
     deadline_s: float,
     record: CallRecord | None = None,
 ) -> bytes:
-    """Validate, forward, validate the answer: the provider's bytes or a HubError."""
+    """Validate, forward, validate the answer: the provider's bytes (b"" for
+    an empty answer where the catalogue does not describe it) or a HubError."""
     action, version, provider = target.action, target.version, target.provider
     if provider.secret is None:  # parse_manifest requires one of every provider
         raise InternalError(f"provider {provider.id!r} has no secret")
@@ -75,6 +76,10 @@ async def call_provider(
     payload = orjson.dumps(forwarded)
     answer = await send(relay, target, payload, provider.secret.value, request_id=request_id,
                         deadline_s=deadline_s, record=record)
+    if not version.answer_described and not answer.strip():
+        # An acknowledgement: the catalogue describes no answer, the provider sent none.
+        relay.observer.outcome(target.site, "ok")
+        return b""
     try:
         parsed = orjson.loads(answer)
     except orjson.JSONDecodeError:

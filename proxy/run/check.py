@@ -34,11 +34,21 @@ OK, FAILED = 0, 1
 def check(root: Path, out: TextIO | None = None, *, engine: Engine | None = None) -> int:
     out = out or sys.stdout
     specs, errors, warnings = read_sources(root)
+    compiler = SchemaCompiler(engine)
     try:
-        actions = build_actions(specs, SchemaCompiler(engine))
+        actions, fallbacks = build_actions(specs, compiler)
+        compiled = actions
     except CatalogueError as exc:
         errors.extend(exc.problems)
-        actions = {}
+        actions, compiled, fallbacks = {}, {}, []
+        for spec in specs:  # which engine validates what, for the actions that do compile
+            try:
+                one, more = build_actions([spec], compiler)
+            except CatalogueError:
+                continue
+            compiled.update(one)
+            fallbacks.extend(more)
+    warnings.extend(fallbacks)
     apps: dict[str, App] = {}
     apps_dir = root / "apps"
     try:
@@ -47,7 +57,7 @@ def check(root: Path, out: TextIO | None = None, *, engine: Engine | None = None
         errors.extend(exc.problems)
     warnings.extend(cross_check(apps, actions, specs, apps_dir))
 
-    print_table(specs, errors, out)
+    print_table(specs, compiled, errors, out)
     if apps_dir.is_dir():
         print(f"\n{len(apps)} app manifest(s) in {apps_dir}", file=out)
     if warnings or errors:
@@ -61,17 +71,38 @@ def check(root: Path, out: TextIO | None = None, *, engine: Engine | None = None
     return FAILED if errors else OK
 
 
-def print_table(specs: Sequence[ActionSpec], errors: Sequence[Problem], out: TextIO) -> None:
-    """ACTION, VERSIONS, STATUS, SOURCE; an action is 'error' when a problem names its source."""
-    rows = [("ACTION", "VERSIONS", "STATUS", "SOURCE")]
+def print_table(specs: Sequence[ActionSpec], actions: Mapping[str, Action], errors: Sequence[Problem],
+                out: TextIO) -> None:
+    """ACTION, VERSIONS, STATUS, ENGINE, SOURCE; an action is 'error' when a
+    problem names its source."""
+    rows = [("ACTION", "VERSIONS", "STATUS", "ENGINE", "SOURCE")]
     for spec in sorted(specs, key=lambda s: s.name):
         named = any(p.source == spec.source or spec.source in p.message for p in errors)
         status = "error" if named else "ok"
-        rows.append((spec.name, ",".join(map(str, sorted(spec.versions))), status, spec.source))
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+        action = actions.get(spec.name)
+        rows.append((spec.name, ",".join(map(str, sorted(spec.versions))), status,
+                     engines(action) if action else "-", spec.source))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
     for row in rows:
-        cells = "  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True))
-        print(f"{cells}  {row[3]}", file=out)
+        cells = "  ".join(cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True))
+        print(f"{cells}  {row[4]}", file=out)
+
+
+def engines(action: Action) -> str:
+    """Which engine validates each side of each version, as short as it can
+    be said: `fastjsonschema`, or `v2 request: jsonschema-rs; …`."""
+    said = {}
+    for number, version in sorted(action.versions.items()):
+        request, response = version.engines
+        if not response:
+            said[number] = f"request: {request}, answer: not described"
+        elif request == response:
+            said[number] = request
+        else:
+            said[number] = f"request: {request}, response: {response}"
+    if len(set(said.values())) == 1:
+        return next(iter(said.values()))
+    return "; ".join(f"v{number} {text}" for number, text in said.items())
 
 
 def cross_check(apps: Mapping[str, App], actions: Mapping[str, Action], specs: Sequence[ActionSpec],

@@ -7,6 +7,7 @@ engines.py.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..types import ValidationIssue
@@ -27,10 +28,20 @@ class SchemaError(Exception):
         self.message = message
 
 
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    """A schema ready to validate, and who validates it."""
+
+    validate: Validator
+    draft: str  # "draft-04" … "2020-12"
+    engine: str  # what runs `validate`: the configured engine, or the one it fell back to
+    fallback: str = ""  # why not the configured engine ("" when it is); the load reports it
+
+
 class Engine(Protocol):
     """Checks and compiles schemas (drafts.check_schema first, always)."""
 
     name: str
 
-    def compile(self, schema: Any) -> tuple[Validator, str]:
-        """(validator, draft name), or SchemaError when the schema is refused."""
+    def compile(self, schema: Any) -> Compiled:
+        """The compiled schema, or SchemaError when the schema is refused."""

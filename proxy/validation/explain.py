@@ -12,7 +12,7 @@ from typing import Any
 
 import jsonschema
 import jsonschema.exceptions
-from fastjsonschema.draft2019 import CodeGeneratorDraft2019
+from jsonschema_specifications import REGISTRY as META_SCHEMAS
 
 from ..jsonpointer import pointer
 from ..types import ValidationIssue
@@ -20,14 +20,18 @@ from .base import MAX_ISSUES
 from .drafts import Draft, short
 
 
+def reference_explainer(schema: Any, draft: Draft, formats: bool) -> Any:
+    """jsonschema's validator for `schema`: references resolve within it and
+    the shipped meta-schemas only (bundle.py has refused the rest), formats
+    are checked only when `formats`, with fastjsonschema's regexes."""
+    return draft.meta(schema, format_checker=format_checker(draft) if formats else None, registry=META_SCHEMAS)
+
+
 @functools.cache  # one per draft: the regexes are the same for every schema
 def format_checker(draft: Draft) -> jsonschema.FormatChecker:
     """jsonschema's format checks, using fastjsonschema's own regexes."""
-    regexes = dict(CodeGeneratorDraft2019.FORMAT_REGEXS)
-    if draft.generator is not None:
-        regexes = dict(draft.generator.FORMAT_REGEXS)
     checker = jsonschema.FormatChecker(formats=())
-    for name, regex in regexes.items():
+    for name, regex in draft.generator.FORMAT_REGEXS.items():
         compiled = re.compile(regex)
         checker.checks(name)(lambda value, _re=compiled: not isinstance(value, str) or bool(_re.match(value)))
     checker.checks("regex")(is_regex)

@@ -4,18 +4,24 @@
 fastjsonschema generates Python code per schema and is fast, but stops at
 the first error, names paths in a way that splits keys containing ``.`` or
 ``[``, silently mis-compiles some invalid schemas, silently ignores
-newer-draft keywords and fetches remote ``$ref``s at compile time. So every
-schema is checked first (drafts.check_schema), and a rejection is explained
-by another engine: jsonschema-rs when installed (several times faster), else
-jsonschema (explain.py).
+newer-draft keywords, fetches remote ``$ref``s at compile time and follows
+only ``#/…`` references in a document without ``$id``. So every schema is
+checked first (drafts.check_schema), a schema with identifiers or other
+references is bundled into one such document (bundle.py), 2019-09 and
+2020-12 schemas are rewritten into draft-07 keywords (lower.py), and a
+rejection is explained by another engine: jsonschema-rs when installed
+(several times faster), else jsonschema (explain.py).
 
-Drafts 2019-09 and 2020-12 are validated by jsonschema alone: correct,
-slower, and said so by a load warning.
+A schema that needs what fastjsonschema cannot run (`$dynamicRef`,
+`$recursiveRef`, `unevaluated*`, `minContains`/`maxContains`) is validated
+by jsonschema-rs, else by jsonschema: `Compiled.fallback` says why, and the
+load reports it as a warning.
 """
 
 from __future__ import annotations
 
 import copy
+import decimal
 import types
 from collections.abc import Callable
 from typing import Any
@@ -24,29 +30,41 @@ import fastjsonschema
 
 from ..types import ValidationIssue
 from . import rs
-from .base import SchemaError, Validator
+from .base import Compiled, SchemaError, Validator
+from .bundle import bundle, needs_bundling
 from .codecache import CodeCache
 from .drafts import DRAFT_07, Draft, check_schema, draft_of
-from .explain import explain, format_checker
+from .explain import explain, reference_explainer
+from .lower import LOWERED_DRAFTS
+
+# fastjsonschema picks its generator from `$schema`: its "2019" one is
+# draft-07's keywords with the 2019-09 formats, what a lowered schema needs.
+_LOWERED_DIALECT = "https://json-schema.org/draft/2019-09/schema"
+REFERENCE = "jsonschema"  # the engine of last resort, when jsonschema-rs is not installed
 
 
 class FastEngine:
     name = "fastjsonschema"
 
-    def __init__(self, code_cache: CodeCache | None = None) -> None:
+    def __init__(self, code_cache: CodeCache | None = None, *, assert_formats: bool = False) -> None:
         # [catalogue] cache_dir: code of schemas that passed every check before.
         self._code_cache = code_cache
+        self._assert_formats = assert_formats  # [catalogue] assert_formats (2019-09, 2020-12)
 
-    def compile(self, schema: Any) -> tuple[Validator, str]:
+    def compile(self, schema: Any) -> Compiled:
         if self._code_cache is not None:
             cached = self._from_cache(schema, self._code_cache)
             if cached is not None:
                 return cached
         draft = check_schema(schema)
-        explainer = draft.meta(schema, format_checker=format_checker(draft))
-        if draft.generator is None:
-            return _reference_validator(explainer), draft.name
-        definition = _definition(schema)
+        formats = self._assert_formats or draft.asserts_formats
+        definition = schema
+        if draft.name in LOWERED_DRAFTS or needs_bundling(schema):
+            bundled = bundle(schema, draft.name, lower=draft.name in LOWERED_DRAFTS, assert_formats=formats)
+            if bundled.blockers:
+                return _fallback(schema, draft, formats, bundled.blockers[0])
+            definition = bundled.schema
+        definition = _definition(definition, draft)
         try:
             source = fastjsonschema.compile_to_code(
                 copy.deepcopy(definition),  # fastjsonschema rewrites `$ref`s in place
@@ -64,45 +82,65 @@ class FastEngine:
         except Exception as exc:  # fastjsonschema has crashed with KeyError and friends
             raise SchemaError("", f"cannot be compiled: {type(exc).__name__}: {exc}") from None
         if self._code_cache is not None:
-            self._code_cache.store(definition, code)
-        return _fast_validator(decide, explainer, _quick_explainer(schema, draft)), draft.name
+            self._code_cache.store(_cache_key(schema, formats), code)
+        return self._compiled(decide, schema, draft, formats)
 
-    @staticmethod
-    def _from_cache(schema: Any, code_cache: CodeCache) -> tuple[Validator, str] | None:
+    def _from_cache(self, schema: Any, code_cache: CodeCache) -> Compiled | None:
         """A schema that passed every check before: its stored code, no checks again."""
         draft = draft_of(schema)
-        if draft.generator is None:
-            return None
-        code = code_cache.load(_definition(schema))
+        formats = self._assert_formats or draft.asserts_formats
+        code = code_cache.load(_cache_key(schema, formats))
         if code is None:
             return None
         try:
             decide = _run(code)
         except Exception:  # a stale or damaged entry: compile afresh
             return None
-        explainer = draft.meta(schema, format_checker=format_checker(draft))
-        return _fast_validator(decide, explainer, _quick_explainer(schema, draft)), draft.name
+        return self._compiled(decide, schema, draft, formats)
+
+    def _compiled(self, decide: Callable[[Any], Any], schema: Any, draft: Draft, formats: bool) -> Compiled:
+        regexes = draft.generator.FORMAT_REGEXS if formats else None
+        validate = _fast_validator(decide, reference_explainer(schema, draft, formats),
+                                   rs.lazy_explainer(schema, draft.name, regexes))
+        return Compiled(validate, draft.name, self.name)
 
 
-def _definition(schema: Any) -> Any:
-    if isinstance(schema, dict) and "$schema" not in schema:
+def _fallback(schema: Any, draft: Draft, formats: bool, blocker: tuple[str, str]) -> Compiled:
+    """Another engine for a schema fastjsonschema cannot run, with the same
+    format rules (fastjsonschema's regexes), and the reason why."""
+    where, what = blocker
+    regexes = draft.generator.FORMAT_REGEXS if formats else None
+    if rs.available():
+        validate = rs.compile_rs(schema, draft.name, validate_formats=formats, format_regexes=regexes)
+        engine = rs.RsEngine.name
+    else:
+        validate, engine = _reference_validator(reference_explainer(schema, draft, formats)), REFERENCE
+    return Compiled(validate, draft.name, engine,
+                    f"fastjsonschema cannot run {what} (at {where or '/'}): validated by {engine}")
+
+
+def _definition(definition: Any, draft: Draft) -> Any:
+    if not isinstance(definition, dict):
+        return definition
+    if draft.name in LOWERED_DRAFTS:
+        return {**definition, "$schema": _LOWERED_DIALECT}
+    if "$schema" not in definition:
         # fastjsonschema would otherwise pick its newest generator.
-        return {"$schema": DRAFT_07, **schema}
-    return schema
+        return {"$schema": DRAFT_07, **definition}
+    return definition
+
+
+def _cache_key(schema: Any, formats: bool) -> Any:
+    return {"schema": schema, "formats": formats}
 
 
 def _run(code: types.CodeType) -> Callable[[Any], Any]:
     """The `validate` function of fastjsonschema's generated module."""
-    namespace: dict[str, Any] = {}
+    # fastjsonschema 2.22 drops its `Decimal` import from the code of a schema
+    # with `format: regex` while still using it for numbers.
+    namespace: dict[str, Any] = {"Decimal": decimal.Decimal}
     exec(code, namespace)  # noqa: S102 - code fastjsonschema generated from a checked schema
     return namespace["validate"]  # type: ignore[no-any-return]
-
-
-def _quick_explainer(schema: Any, draft: Draft) -> Callable[[Any], tuple[ValidationIssue, ...]] | None:
-    """jsonschema-rs, when installed, explains a rejection several times
-    faster than jsonschema, with the same format regexes; None without it."""
-    assert draft.generator is not None
-    return rs.lazy_explainer(schema, draft.name, draft.generator.FORMAT_REGEXS)
 
 
 def _refuse_remote(uri: str) -> Any:

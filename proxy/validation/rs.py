@@ -10,8 +10,9 @@ answers several times faster; it is an optional dependency
 
 Formats are checked by jsonschema-rs's own rules (RFC 3339 dates and times,
 etc.), which are close to but not byte-for-byte those of fastjsonschema's
-regexes. No `$ref` is ever fetched (`offline`, and remote references are
-refused by `check_schema` before this runs).
+regexes. `format` asserts in draft-04/06/07 and, with `[catalogue]
+assert_formats`, in 2019-09/2020-12. No `$ref` is ever fetched (`offline`,
+and remote references are refused by bundle.check_references first).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from typing import Any
 from ..config import ConfigError
 from ..jsonpointer import pointer
 from ..types import ValidationIssue
-from .base import MAX_ISSUES, SchemaError, Validator
+from .base import MAX_ISSUES, Compiled, SchemaError, Validator
+from .bundle import check_references
 from .drafts import check_schema
 from .explain import is_regex, message_for
 
@@ -52,22 +54,31 @@ def _classes() -> dict[str, Any]:
 class RsEngine:
     name = "jsonschema-rs"
 
-    def __init__(self, code_cache: object = None) -> None:
+    def __init__(self, code_cache: object = None, *, assert_formats: bool = False) -> None:
         # Compiling is fast enough that nothing is cached on disk.
         if not available():
             raise ConfigError(f"[catalogue] validator = \"jsonschema-rs\" needs the jsonschema-rs "
                               f"package, which is not installed: {INSTALL_HINT}")
+        self._assert_formats = assert_formats  # [catalogue] assert_formats (2019-09, 2020-12)
 
-    def compile(self, schema: Any) -> tuple[Validator, str]:
+    def compile(self, schema: Any) -> Compiled:
         draft = check_schema(schema)
-        return compile_rs(schema, draft.name), draft.name
+        check_references(schema, draft.name)
+        formats = self._assert_formats or draft.asserts_formats
+        return Compiled(compile_rs(schema, draft.name, validate_formats=formats), draft.name, self.name)
 
 
-def compile_rs(schema: Any, draft: str) -> Validator:
-    """A validator for an already checked schema of the named draft."""
+def compile_rs(schema: Any, draft: str, *, validate_formats: bool = True,
+               format_regexes: dict[str, str] | None = None) -> Validator:
+    """A validator for an already checked schema of the named draft; with
+    `format_regexes`, formats are checked by those (fastjsonschema's)."""
     cls = _classes()[draft]
     try:
-        engine = cls(schema, validate_formats=True, offline=True)
+        if format_regexes is None:
+            engine = cls(schema, validate_formats=validate_formats, offline=True)
+        else:
+            engine = cls(schema, validate_formats=True, offline=True,
+                         formats=_formats(tuple(format_regexes.items())))
     except ValueError as exc:  # jsonschema-rs refuses the schema
         raise SchemaError("", f"cannot be compiled: {str(exc).splitlines()[0]}") from None
     is_valid = engine.is_valid
@@ -90,15 +101,19 @@ def compile_rs(schema: Any, draft: str) -> Validator:
 
 
 def explainer(schema: Any, draft: str,
-              format_regexes: dict[str, str]) -> Callable[[Any], tuple[ValidationIssue, ...]] | None:
+              format_regexes: dict[str, str] | None) -> Callable[[Any], tuple[ValidationIssue, ...]] | None:
     """The issues of an instance that fastjsonschema rejected, or None when
     jsonschema-rs is not installed or refuses the schema. Formats are checked
-    with fastjsonschema's own regexes, so the two engines agree."""
+    with fastjsonschema's own regexes, so the two engines agree (not at all
+    when `format_regexes` is None: `format` is an annotation)."""
     if not available():
         return None
     try:
-        engine = _classes()[draft](schema, validate_formats=True, offline=True,
-                                   formats=_formats(tuple(format_regexes.items())))
+        if format_regexes is None:
+            engine = _classes()[draft](schema, validate_formats=False, offline=True)
+        else:
+            engine = _classes()[draft](schema, validate_formats=True, offline=True,
+                                       formats=_formats(tuple(format_regexes.items())))
     except (ValueError, KeyError):
         return None
 
@@ -118,7 +133,7 @@ def explainer(schema: Any, draft: str,
 
 
 def lazy_explainer(schema: Any, draft: str,
-                   format_regexes: dict[str, str]) -> Callable[[Any], tuple[ValidationIssue, ...]] | None:
+                   format_regexes: dict[str, str] | None) -> Callable[[Any], tuple[ValidationIssue, ...]] | None:
     """`explainer`, built on the schema's first rejection: most schemas never
     reject anything, and neither load time nor memory should pay for them."""
     if not available():

@@ -15,7 +15,11 @@ action version's request and response schema becomes one component,
 ``<action>.v<N>.request|response``, and its local references point inside
 that component, so actions never clash. Draft-04/06/07 keywords that
 changed are rewritten (tuple ``items`` → ``prefixItems``, ``dependencies``,
-boolean exclusive bounds, ``definitions`` → ``$defs``).
+boolean exclusive bounds, ``definitions`` → ``$defs``). A schema with
+identifiers (``$id``, anchors) or references to them or to a meta-schema is
+first bundled into plain ``#/…`` references (validation/bundle.py; a
+``$dynamicRef`` becomes the static reference it starts from). An answer
+the catalogue does not describe is an empty schema, and says so.
 
 The document is public (no token): it describes what the catalogue already
 publishes, never apps, communities or secrets. It is built once per
@@ -38,6 +42,8 @@ from aiohttp import web
 
 from .. import __version__
 from ..catalogue import Action, Catalogue
+from ..validation.bundle import bundle, needs_bundling
+from ..validation.drafts import draft_of
 from .state import HUB
 
 HUB_OWNED = ("context", "secret")
@@ -162,10 +168,16 @@ def call_operation(action: Action, namespace: str, schemas: dict[str, Any],
     request_refs: list[dict[str, Any]] = []
     response_refs: list[dict[str, Any]] = []
     notes = []
+    undescribed = [number for number, version in sorted(action.versions.items()) if not version.answer_described]
     for number, version in sorted(action.versions.items()):
         for side, schema, refs in (("request", version.request_schema, request_refs),
                                    ("response", version.response_schema, response_refs)):
             name = f"{namespace}.v{number}.{side}"
+            refs.append({"$ref": f"#/components/schemas/{name}"})
+            if schema is None:
+                schemas[name] = {"title": f"{action.name} v{number} {side}", "description": UNDESCRIBED}
+                continue
+            schema = standalone(schema)
             if side == "request":
                 schema, clean = strip_hub_owned(schema)
                 if not clean:
@@ -175,7 +187,6 @@ def call_operation(action: Action, namespace: str, schemas: dict[str, Any],
             if isinstance(converted, dict):
                 converted.setdefault("title", f"{action.name} v{number} {side}")
             schemas[name] = converted
-            refs.append({"$ref": f"#/components/schemas/{name}"})
     versions = sorted(action.versions)
     description = action.description
     description += ("\n\n" if description else "") + (
@@ -208,7 +219,9 @@ def call_operation(action: Action, namespace: str, schemas: dict[str, Any],
         },
         "responses": {
             "200": {
-                "description": "The provider's answer, checked against the response schema, relayed byte for byte.",
+                "description": "The provider's answer, checked against the response schema, relayed byte for byte."
+                               + (f" Not described for version(s) {', '.join(map(str, undescribed))}: "
+                                  + UNDESCRIBED if undescribed else ""),
                 "headers": {"X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"}},
                 "content": {"application/json": {"schema": _one_of_versions(response_refs)}},
             },
@@ -220,6 +233,17 @@ def call_operation(action: Action, namespace: str, schemas: dict[str, Any],
     if action.idempotent:
         operation["x-idempotent"] = True
     return operation
+
+
+UNDESCRIBED = ("The catalogue does not describe this answer: the provider's answer is relayed as sent "
+               "when it is empty (an empty 200, without Content-Type) or JSON.")
+
+
+def standalone(schema: Any) -> Any:
+    """A schema whose references are all plain `#/…` pointers into itself."""
+    if isinstance(schema, dict) and needs_bundling(schema):
+        return bundle(schema, draft_of(schema).name).schema
+    return schema
 
 
 def discover_operation(catalogue: Catalogue, responses: dict[str, Any]) -> dict[str, Any]:

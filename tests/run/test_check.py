@@ -38,10 +38,12 @@ def test_shipped_catalogue_passes_without_secrets() -> None:
     result = run_cli("catalogue/", env_drop=("ERP_MODELO_SECRET",))
     assert result.returncode == 0, result.stdout + result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["ACTION", "VERSIONS", "STATUS", "SOURCE"]
+    assert lines[0].split() == ["ACTION", "VERSIONS", "STATUS", "ENGINE", "SOURCE"]
     rows = {line.split()[0]: line.split()[1:] for line in lines[1:5]}
-    assert rows[ATTENDANCE] == ["1", "ok", f"catalogue/openapi/attendance.yaml#/paths/~1{ATTENDANCE}/post"]
-    assert rows["@layers:Calendar:getRelated"] == ["1,2", "ok", "catalogue/actions/calendar-get-related.json"]
+    assert rows[ATTENDANCE] == ["1", "ok", "fastjsonschema",
+                                f"catalogue/openapi/attendance.yaml#/paths/~1{ATTENDANCE}/post"]
+    assert rows["@layers:Calendar:getRelated"] == ["1,2", "ok", "fastjsonschema",
+                                                   "catalogue/actions/calendar-get-related.json"]
     assert "2 app manifest(s) in catalogue/apps" in result.stdout
     assert lines[-1] == "4 action(s), 0 warning(s), 0 error(s): ok"
 
@@ -119,3 +121,30 @@ def test_missing_folder_is_an_error(tmp_path: Path) -> None:
     status, output = checked(tmp_path / "nowhere")
     assert status == 1
     assert f"error: {tmp_path / 'nowhere'}: catalogue folder does not exist" in output
+
+
+def test_engine_of_each_version_and_every_fallback(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    draft2020 = "https://json-schema.org/draft/2020-12/schema"
+    closed = {"$schema": draft2020, "type": "object", "allOf": [{"properties": {"data": {}}}],
+              "unevaluatedProperties": False}
+    lowered = {"$schema": draft2020, "type": "object", "dependentRequired": {"a": ["b"]}}
+    mixed = {"action": "@a:Mixed:run", "versions": {
+        "1": {"request": lowered, "response": lowered},
+        "2": {"request": lowered, "response": closed},
+    }}
+    root = write_catalogue(tmp_path / "cat", [echo_action("@a:Echo:run"), mixed], [])
+    status, output = checked(root)
+    assert status == 0, output
+    rows = {line.split()[0]: line.split("  ") for line in output.splitlines()[1:3]}
+    assert "fastjsonschema" in rows["@a:Echo:run"]
+    assert ("v1 fastjsonschema; v2 request: fastjsonschema, response: jsonschema-rs"
+            in output.splitlines()[2]), output
+    assert (f"warning: {root}/actions/a-mixed-run.json#/versions/2/response: @a:Mixed:run v2 response schema: "
+            "fastjsonschema cannot run keyword 'unevaluatedProperties' (at /): validated by jsonschema-rs") in output
+
+    # Without jsonschema-rs installed, the reference engine takes over, and says so.
+    monkeypatch.setitem(sys.modules, "jsonschema_rs", None)
+    status, output = checked(root)
+    assert status == 0, output
+    assert "v2 request: fastjsonschema, response: jsonschema" in output
+    assert "validated by jsonschema\n" in output

@@ -206,6 +206,40 @@ def test_draft_conversions_agree_with_the_hub(tmp_path: Path) -> None:
     assert '"definitions"' not in text and '"dependencies"' not in text and '"$schema"' not in text
 
 
+def test_schemas_with_identifiers_export_as_plain_pointers(tmp_path: Path) -> None:
+    """Embedded `$id`s, anchors, a URN base and a reference to the draft's
+    meta-schema: the exported copy has only `#/…` references, and reads
+    instances as the hub does."""
+    urn = {"$id": "urn:uuid:deadbeef-1234-ffff-ffff-4321feebdaed", "type": "object",
+           "properties": {"n": {"$ref": "urn:uuid:deadbeef-1234-ffff-ffff-4321feebdaed#/definitions/count"},
+                          "tag": {"$ref": "#tag"},
+                          "node": {"$ref": "http://example.com/tree.json"}},
+           "definitions": {"count": {"type": "integer", "minimum": 0},
+                           "tag": {"$id": "#tag", "type": "string", "maxLength": 3},
+                           "tree": {"$id": "http://example.com/tree.json", "type": "object",
+                                    "properties": {"kids": {"type": "array", "items": {"$ref": "tree.json"}}}}}}
+    meta = {"$schema": "http://json-schema.org/draft-07/schema#", "type": "object",
+            "properties": {"schema": {"$ref": "http://json-schema.org/draft-07/schema#"}}}
+    actions = []
+    for name, schema in (("@i:Urn:run", urn), ("@i:Meta:run", meta)):
+        action = echo_action(name, versions=(1,))
+        action["versions"]["1"]["response"] = schema
+        actions.append(action)
+    catalogue = load_catalogue(write_catalogue(tmp_path / "cat", actions, []))
+    doc = build_document(catalogue)
+    validate(doc)
+    refs = [ref for ref in json.dumps(doc["components"]["schemas"]).split('"$ref": "')[1:]]
+    assert all(ref.startswith("#/") for ref in refs)
+    instances = [{}, {"n": 1}, {"n": -1}, {"tag": "abc"}, {"tag": "abcd"}, {"node": {"kids": [{"kids": []}]}},
+                 {"node": {"kids": [{"kids": 1}]}}, {"schema": {"minLength": 1}}, {"schema": {"minLength": -1}},
+                 {"schema": {"type": "nope"}}]
+    for name in ("@i:Urn:run", "@i:Meta:run"):
+        hub_side = catalogue.actions[name].versions[1].validate_response
+        exported = validator(doc, answer_pointer(f"/v1/services/call/{name}/{{provider}}"))
+        for instance in instances:
+            assert (hub_side(instance) == ()) == exported.is_valid(instance), (name, instance)
+
+
 def test_same_definition_names_do_not_clash(tmp_path: Path) -> None:
     actions = []
     for name, kind in (("@n:A:run", "string"), ("@n:B:run", "integer")):
