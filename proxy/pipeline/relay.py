@@ -118,7 +118,7 @@ async def send(relay: Relay, target: Target, payload: bytes, secret: str, *, req
     failed: bool | None = None
     try:
         answer = await relay.client.post(
-            provision.url, payload, secret=secret, request_id=request_id,
+            provision.url, payload, pool=provider.id, secret=secret, request_id=request_id,
             deadline_s=deadline_s, retry_connect=target.action.idempotent,
         )
         failed = False

@@ -2,29 +2,135 @@
 
 Every aiohttp/asyncio failure is mapped here into the hub's own errors, so
 nothing above this module knows about aiohttp's client exceptions.
+
+One ClientSession (and TCPConnector) per provider app, made on its first
+call: a connection never carries another app's exchange, whatever host and
+port the apps share. What aiohttp 3.x does not guard against, _Handler (its
+ResponseHandler, which the connector makes per connection) does:
+
+- aiohttp's handler parses whatever arrives, also on an idle pooled
+  connection, and queues a complete answer there as the *next* request's
+  response. Here a byte that arrives outside an exchange closes the
+  connection, so the connector never hands it out again (`is_connected`).
+- A second answer, or garbage, after a complete answer in the same exchange
+  fails that call (invalid_provider_response) and closes the connection.
+- A reused idle connection the provider closed before any byte of an
+  answer: the request is sent again once (base.NeverReceived); aiohttp
+  retries that itself only for idempotent methods, never for POST.
 """
 
 from __future__ import annotations
 
+import contextvars
 import time
+from typing import Any
 
 import aiohttp
+from aiohttp.client_proto import ResponseHandler
 
 from ..config import LimitsConfig, UpstreamConfig
 from ..errors import HubError, InvalidProviderResponse, ProviderError, ProviderUnreachable
 from ..types import Answer
-from .base import USER_AGENT, ConnectFailed, signature, within_deadline
+from .base import (
+    USER_AGENT,
+    ConnectFailed,
+    NeverReceived,
+    hub_out_of_files,
+    signature,
+    too_many_files,
+    within_deadline,
+)
+
+
+class _Exchange:
+    """What one request saw of its connection: reused or fresh, bytes
+    received, bytes after the complete answer."""
+
+    __slots__ = ("reused", "received", "tail")
+
+    def __init__(self) -> None:
+        self.reused = False
+        self.received = 0
+        self.tail = False
+
+
+# The exchange the current task is making; aiohttp calls
+# set_response_params() from the caller's task, so the handler finds it here.
+_EXCHANGE: contextvars.ContextVar[_Exchange | None] = contextvars.ContextVar("apihub_exchange", default=None)
+
+
+class _Handler(ResponseHandler):
+    """aiohttp's per-connection protocol, closing where aiohttp would reuse."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._exchange: _Exchange | None = None  # None: idle in the pool
+        self._uses = 0
+        self._answer: Any = None  # the body (StreamReader) of the first of them
+
+    def set_response_params(self, **kwargs: Any) -> None:
+        super().set_response_params(**kwargs)
+        exchange = _EXCHANGE.get() or _Exchange()
+        exchange.reused = self._uses > 0
+        self._uses += 1
+        self._answer = None
+        self._exchange = exchange
+
+    def released(self) -> None:
+        self._exchange = None
+
+    def data_received(self, data: bytes) -> None:
+        exchange = self._exchange
+        if not data:  # aiohttp's own call, resuming decompression: not from the network
+            super().data_received(data)
+            return
+        if exchange is None:
+            # Unasked bytes on an idle connection: aiohttp would queue them as
+            # the next request's answer.
+            self.force_close()
+            self.abort()
+            return
+        exchange.received += len(data)
+        if self._answer is not None and self._answer.is_eof():
+            exchange.tail = True  # bytes after the complete answer
+            self.force_close()
+        super().data_received(data)
+
+    def feed_data(self, data: Any, size: int = 0) -> None:
+        message = data[0]
+        if message.code >= 200:
+            if self._answer is None:
+                self._answer = data[1]
+            elif self._exchange is not None:
+                self._exchange.tail = True
+                self.force_close()
+        super().feed_data(data, size)
+
+
+class _Connector(aiohttp.TCPConnector):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._factory = lambda: _Handler(loop=self._loop)  # type: ignore[assignment]
+
+    def _release(self, key: Any, protocol: ResponseHandler, *, should_close: bool = False) -> None:
+        if isinstance(protocol, _Handler):
+            protocol.released()
+        super()._release(key, protocol, should_close=should_close)
+
+
+# The key of the session retries go through (no provider app id is empty).
+_FRESH = ""
 
 
 class AiohttpClient:
-    """Owns the pooled keep-alive ClientSession used for every provider."""
+    """Owns one pooled keep-alive ClientSession per provider app."""
 
     name = "aiohttp"
 
     def __init__(self, upstream: UpstreamConfig, limits: LimitsConfig) -> None:
         self._upstream = upstream
-        # Made on first use: aiohttp wants its session created inside the running loop.
-        self._made: aiohttp.ClientSession | None = None
+        # Made on first use: aiohttp wants its sessions created inside the running loop.
+        self._sessions: dict[str, aiohttp.ClientSession] = {}
         self._max_bytes = limits.max_response_bytes
         connect_s = upstream.connect_timeout_ms / 1000
         # The overall deadline is enforced around the whole exchange (below);
@@ -33,12 +139,14 @@ class AiohttpClient:
         self._connect_ms = upstream.connect_timeout_ms
 
     @staticmethod
-    def make_session(upstream: UpstreamConfig) -> aiohttp.ClientSession:
-        connector = aiohttp.TCPConnector(
+    def make_session(upstream: UpstreamConfig, *, force_close: bool = False) -> aiohttp.ClientSession:
+        # aiohttp refuses a keep-alive timeout together with force_close.
+        keepalive = {"force_close": True} if force_close else {"keepalive_timeout": upstream.keepalive_timeout_s}
+        connector = _Connector(
             limit=upstream.pool_size,
             limit_per_host=0,
-            keepalive_timeout=upstream.keepalive_timeout_s,
             ttl_dns_cache=60,
+            **keepalive,
             enable_cleanup_closed=False,
         )
         return aiohttp.ClientSession(
@@ -50,21 +158,24 @@ class AiohttpClient:
             skip_auto_headers=("User-Agent",),
         )
 
-    @property
-    def _session(self) -> aiohttp.ClientSession:
-        if self._made is None:
-            self._made = self.make_session(self._upstream)
-        return self._made
+    def _session(self, pool: str) -> aiohttp.ClientSession:
+        # One per provider app the worker calls; the registry bounds how many.
+        session = self._sessions.get(pool)
+        if session is None:
+            session = self._sessions[pool] = self.make_session(self._upstream, force_close=pool == _FRESH)
+        return session
 
     async def close(self) -> None:
-        if self._made is not None:
-            await self._made.close()
+        sessions, self._sessions = list(self._sessions.values()), {}
+        for session in sessions:
+            await session.close()
 
     async def post(
         self,
         url: str,
         body: bytes,
         *,
+        pool: str,
         secret: str,
         request_id: str,
         deadline_s: float,
@@ -72,9 +183,11 @@ class AiohttpClient:
     ) -> Answer:
         started = time.perf_counter()
         return await within_deadline(
-            lambda: self._exchange(url, body, secret, request_id, started), deadline_s, retry_connect)
+            lambda fresh: self._exchange(pool, url, body, secret, request_id, started, fresh),
+            deadline_s, retry_connect)
 
-    async def _exchange(self, url: str, body: bytes, secret: str, request_id: str, started: float) -> Answer:
+    async def _exchange(self, pool: str, url: str, body: bytes, secret: str, request_id: str,
+                        started: float, fresh: bool) -> Answer:
         headers = {
             "Content-Type": "application/json",
             "Accept": "application/json",
@@ -83,14 +196,21 @@ class AiohttpClient:
             "X-Request-Id": request_id,
             "X-Hub-Signature": signature(secret, body, int(time.time())),
         }
+        exchange = _Exchange()
+        _EXCHANGE.set(exchange)
         try:
-            async with self._session.post(
+            # A retry never takes an idle connection: the fresh session's
+            # connections serve one request each (force_close), so none is
+            # ever shared between apps either.
+            async with self._session(_FRESH if fresh else pool).post(
                 url, data=body, headers=headers, timeout=self._timeout, allow_redirects=False,
             ) as response:
                 if not 200 <= response.status < 300:
                     response.close()
                     raise ProviderError(response.status)
                 answer = await self._read(response)
+                if exchange.tail:
+                    raise InvalidProviderResponse("provider sent bytes after its complete answer")
                 return Answer(answer, (time.perf_counter() - started) * 1000)
         except HubError:
             raise
@@ -100,18 +220,25 @@ class AiohttpClient:
         except aiohttp.ClientConnectorDNSError:
             raise ProviderUnreachable("provider host name could not be resolved") from None
         except aiohttp.ClientConnectorError as exc:
-            raise ConnectFailed(f"connection failed: {exc.strerror or type(exc).__name__}") from None
-        except aiohttp.ServerDisconnectedError:
-            # Nothing came back (often a pooled keep-alive connection the
-            # provider had just closed): an idempotent call may try again.
-            raise ConnectFailed("provider closed the connection before answering") from None
+            if too_many_files(exc.os_error):
+                raise hub_out_of_files() from None
+            # Nothing of the request was written: safe to send again.
+            raise NeverReceived(f"connection failed: {exc.strerror or type(exc).__name__}") from None
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, ConnectionError) as exc:
+            if exchange.reused and exchange.received == 0:
+                # A reused idle connection the provider closed (or reset) as
+                # we sent on it, before any byte of an answer.
+                raise NeverReceived("provider closed an idle connection as it was reused") from None
+            if isinstance(exc, aiohttp.ServerDisconnectedError) and exchange.received == 0:
+                # Nothing came back on a fresh connection: the provider may have
+                # acted on the request, so only an idempotent call tries again.
+                raise ConnectFailed("provider closed the connection before answering") from None
+            raise ProviderUnreachable(f"connection to provider failed: {type(exc).__name__}") from None
         except aiohttp.ClientPayloadError:
             raise ProviderUnreachable("provider's answer was cut off before its last byte") from None
         except aiohttp.ClientResponseError:
             # Not the parser's message: it quotes the provider's bytes.
             raise InvalidProviderResponse("provider's answer is not valid HTTP") from None
-        except (aiohttp.ClientOSError, ConnectionError) as exc:
-            raise ProviderUnreachable(f"connection to provider failed: {type(exc).__name__}") from None
         except aiohttp.InvalidURL:
             raise ProviderUnreachable("provider URL is invalid") from None
         except aiohttp.ClientError as exc:

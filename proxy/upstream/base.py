@@ -10,15 +10,19 @@ request, the signature) lives here, once.
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import hmac
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from ..errors import ProviderTimeout, ProviderUnreachable
+from ..errors import HubOverloaded, ProviderTimeout, ProviderUnreachable
+from ..observe.logs import get_logger
 from ..types import Answer
 
 USER_AGENT = "apihub/0.1"
+
+log = get_logger("apihub.upstream")
 
 
 def signature(secret: str, body: bytes, timestamp: int) -> str:
@@ -34,27 +38,32 @@ class ProviderClient(Protocol):
 
     name: str
 
-    async def post(self, url: str, body: bytes, *, secret: str, request_id: str, deadline_s: float,
-                   retry_connect: bool = False) -> Answer:
-        """The provider's complete 2xx answer."""
+    async def post(self, url: str, body: bytes, *, pool: str, secret: str, request_id: str,
+                   deadline_s: float, retry_connect: bool = False) -> Answer:
+        """The provider's complete 2xx answer. `pool` names the provider app:
+        connections are pooled per app and never serve another app's call,
+        whatever host and port the two share."""
 
     async def close(self) -> None:
         """Close every connection (the app's cleanup context calls it once)."""
 
 
-async def within_deadline(exchange: Callable[[], Awaitable[Answer]], deadline_s: float,
+async def within_deadline(exchange: Callable[[bool], Awaitable[Answer]], deadline_s: float,
                           retry_connect: bool) -> Answer:
     """The policy both provider clients share: the whole exchange within the
-    deadline; one more try for idempotent actions when no answer came back
-    (refused, reset or closed before answering), never after a timeout."""
+    deadline; one more try, never after a timeout, when the provider provably
+    never got the request (NeverReceived: any action) or, for an idempotent
+    action, when no answer came back (refused, reset or closed before answering).
+    `exchange(fresh)`: the retry goes on a new connection, never an idle one
+    (the provider that closed one idle connection has likely closed the others)."""
     try:
         async with asyncio.timeout(deadline_s):
             try:
-                return await exchange()
-            except ConnectFailed:
-                if not retry_connect:
+                return await exchange(False)
+            except ConnectFailed as exc:
+                if not (retry_connect or isinstance(exc, NeverReceived)):
                     raise
-                return await exchange()
+                return await exchange(True)
     except ConnectFailed as exc:
         raise ProviderUnreachable(str(exc)) from None
     except TimeoutError:
@@ -63,3 +72,22 @@ async def within_deadline(exchange: Callable[[], Awaitable[Answer]], deadline_s:
 
 class ConnectFailed(Exception):
     """No answer came back: an idempotent call may be retried once."""
+
+
+class NeverReceived(ConnectFailed):
+    """The provider provably never got the request, so even a non-idempotent
+    POST may be sent again (RFC 9110 §9.2.2, RFC 9112 §9.3.1): the connection
+    failed before any byte of the request was written, or it was a reused idle
+    connection the provider closed before any byte of an answer came back."""
+
+
+def too_many_files(error: OSError | None) -> bool:
+    """The hub is out of file descriptors (its own resource, not the provider's fault)."""
+    return error is not None and error.errno in (errno.EMFILE, errno.ENFILE)
+
+
+def hub_out_of_files() -> HubOverloaded:
+    log.warning("hub_overloaded", reason="file_descriptors",
+                detail="no file descriptor left to connect to a provider")
+    return HubOverloaded("the hub has no file descriptor left to reach the provider; retry shortly",
+                         headers={"Retry-After": "1"})

@@ -7,11 +7,17 @@ whole. Per call it writes the request head and body with one
 keeping only the four headers it needs. No request/response objects, header
 multidicts, writer task or per-call timers.
 
-- Pool: idle connections per (scheme, host, port), most recent first, closed
+- Pool: idle connections per (provider app, scheme, host, port), most recent
+  first (never shared between apps, whatever host and port they share), closed
   after `[upstream] keepalive_timeout_s` idle; at most `[upstream] pool_size`
   connections open at once (busy or idle), further calls wait for a slot.
 - A connection goes back to the pool only after a complete 2xx answer that
-  allows keep-alive; a cancelled, failed, non-2xx or cut exchange closes it.
+  allows keep-alive; a cancelled, failed, non-2xx or cut exchange closes it,
+  so does any byte that arrives outside an exchange (a late or unasked
+  answer). Bytes after a complete answer fail that call, not the next one.
+- A connection the provider closed while idle is dropped from the pool when
+  its close arrives; if the close races the next request on it, the request
+  is sent again on a new connection (base.NeverReceived).
 - https: TLS through `loop.create_connection(ssl=..., server_hostname=...)`
   with the system's default verification.
 - No decompression: the hub asks for `Accept-Encoding: identity`; an answer
@@ -34,17 +40,28 @@ import httptools
 from ..config import LimitsConfig, UpstreamConfig
 from ..errors import HubError, InvalidProviderResponse, ProviderError, ProviderUnreachable
 from ..types import Answer
-from .base import USER_AGENT, ConnectFailed, signature, within_deadline
+from .base import (
+    USER_AGENT,
+    ConnectFailed,
+    NeverReceived,
+    hub_out_of_files,
+    signature,
+    too_many_files,
+    within_deadline,
+)
 
 # The answer's head (status line and headers) may take this much on top of
 # the body limit; llhttp itself puts no bound on it.
 MAX_HEAD_BYTES = 64 * 1024
 _URL_CACHE_MAX = 4096
 
+# A pool key: provider app id, scheme, host, port.
+_Key = tuple[str, str, str, int]
+
 
 @dataclass(frozen=True, slots=True)
 class _Target:
-    key: tuple[str, str, int]
+    key: tuple[str, str, int]  # scheme, host, port (the pool adds the app)
     host: str
     port: int
     tls: bool
@@ -73,6 +90,7 @@ class LeanClient:
         url: str,
         body: bytes,
         *,
+        pool: str,
         secret: str,
         request_id: str,
         deadline_s: float,
@@ -80,8 +98,10 @@ class LeanClient:
     ) -> Answer:
         started = time.perf_counter()
         target = self._targets.get(url) or self._target(url)
+        key = (pool, *target.key)
         return await within_deadline(
-            lambda: self._exchange(target, body, secret, request_id, started), deadline_s, retry_connect)
+            lambda fresh: self._exchange(target, key, body, secret, request_id, started, fresh),
+            deadline_s, retry_connect)
 
     def _target(self, url: str) -> _Target:
         try:
@@ -110,11 +130,11 @@ class LeanClient:
         self._targets[url] = target
         return target
 
-    async def _exchange(self, target: _Target, body: bytes, secret: str, request_id: str,
-                        started: float) -> Answer:
-        conn = self._pool.take(target.key)
+    async def _exchange(self, target: _Target, key: _Key, body: bytes, secret: str, request_id: str,
+                        started: float, fresh: bool) -> Answer:
+        conn = None if fresh else self._pool.take(key)
         if conn is None:
-            conn = await self._connect(target)
+            conn = await self._connect(target, key)
         request = b"".join((
             target.head,
             b"X-Request-Id: ", request_id.encode("ascii"),
@@ -132,8 +152,8 @@ class LeanClient:
         self._pool.give_back(conn)
         return Answer(answer, (time.perf_counter() - started) * 1000)
 
-    async def _connect(self, target: _Target) -> _Connection:
-        handed = await self._pool.reserve(target.key)
+    async def _connect(self, target: _Target, key: _Key) -> _Connection:
+        handed = await self._pool.reserve(key)
         if handed is not None:
             return handed  # another call's connection to the same provider, freed while we waited
         loop = asyncio.get_running_loop()
@@ -147,7 +167,7 @@ class LeanClient:
             try:
                 async with asyncio.timeout(self._connect_s):
                     _, conn = await loop.create_connection(
-                        lambda: _Connection(self._pool, target.key, self._max_bytes),
+                        lambda: _Connection(self._pool, key, self._max_bytes),
                         target.host, target.port, ssl=ssl_context,
                         server_hostname=target.host if target.tls else None,
                     )
@@ -161,9 +181,12 @@ class LeanClient:
             except ssl.SSLError as exc:
                 raise ProviderUnreachable(f"TLS handshake with provider failed: {type(exc).__name__}") from None
             except OSError as exc:
-                raise ConnectFailed(f"connection failed: {exc.strerror or type(exc).__name__}") from None
-            if conn.closed:  # lost at once: the slot is still this call's to give back
-                raise ConnectFailed("provider closed the connection before answering")
+                if too_many_files(exc):
+                    raise hub_out_of_files() from None
+                # Nothing of the request was written: safe to send again.
+                raise NeverReceived(f"connection failed: {exc.strerror or type(exc).__name__}") from None
+            if conn.closed:  # lost at once, before a byte was written: the slot is still ours to give back
+                raise NeverReceived("provider closed the connection before the request was sent")
             conn.owns_slot = True
             reserved = False
             return conn
@@ -178,15 +201,15 @@ class _Pool:
     def __init__(self, size: int, keepalive_s: float) -> None:
         self._size = size
         self._keepalive_s = keepalive_s
-        self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
+        self._idle: dict[_Key, list[_Connection]] = {}
         self._open = 0
         # Calls waiting for a slot (None) or a freed connection to their key.
-        self._waiters: collections.deque[tuple[tuple[str, str, int], asyncio.Future[_Connection | None]]] = (
+        self._waiters: collections.deque[tuple[_Key, asyncio.Future[_Connection | None]]] = (
             collections.deque())
         self._sweeper: asyncio.TimerHandle | None = None
         self._closed = False
 
-    def take(self, key: tuple[str, str, int]) -> _Connection | None:
+    def take(self, key: _Key) -> _Connection | None:
         idle = self._idle.get(key)
         if not idle:
             return None
@@ -212,7 +235,7 @@ class _Pool:
         if self._sweeper is None:
             self._schedule_sweep()
 
-    async def reserve(self, key: tuple[str, str, int]) -> _Connection | None:
+    async def reserve(self, key: _Key) -> _Connection | None:
         """A slot to open a connection in (None), or an idle connection to `key`
         that another call freed while this one waited for a slot."""
         if self._open < self._size:
@@ -231,7 +254,7 @@ class _Pool:
                     self.release()
                 else:
                     self.give_back(handed)
-            else:
+            elif entry in self._waiters:  # release() or a hand-over may have dropped it already
                 self._waiters.remove(entry)
             raise
 
@@ -310,7 +333,7 @@ class _Pool:
 class _Connection(asyncio.Protocol):
     """One keep-alive connection: one exchange at a time, answers parsed by llhttp."""
 
-    def __init__(self, pool: _Pool, key: tuple[str, str, int], max_bytes: int) -> None:
+    def __init__(self, pool: _Pool, key: _Key, max_bytes: int) -> None:
         self._pool = pool
         self.key = key
         self._max_bytes = max_bytes
@@ -324,10 +347,12 @@ class _Connection(asyncio.Protocol):
         self._headers_done = False
         self._framed = False  # a Content-Length or chunked answer (else: until EOF)
         self._complete = False
+        self._tail = False  # bytes after the complete answer
         self._keep_alive = False
         self._encoding: bytes | None = None
         self._declared: int | None = None
         self.closed = False
+        self.uses = 0
         self.idle_since = 0.0
         # Set once create_connection() returned it: from then on its close frees the pool slot.
         self.owns_slot = False
@@ -344,13 +369,14 @@ class _Connection(asyncio.Protocol):
 
     async def exchange(self, request: bytes) -> bytes:
         if self.closed or self._transport is None:
-            raise ConnectFailed("provider closed the connection before answering")
+            raise NeverReceived("provider closed the connection before the request was sent")
+        self.uses += 1
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[bytes] = loop.create_future()
         self._waiter = waiter
         self._chunks = []
         self._size = self._received = self._status = 0
-        self._headers_done = self._framed = self._complete = self._keep_alive = False
+        self._headers_done = self._framed = self._complete = self._keep_alive = self._tail = False
         self._encoding = self._declared = None
         self._transport.write(request)
         try:
@@ -378,18 +404,27 @@ class _Connection(asyncio.Protocol):
         if waiter is None or waiter.done():
             return
         if self._received == 0:
-            # Nothing came back (often a pooled keep-alive connection the
-            # provider had just closed): an idempotent call may try again.
-            waiter.set_exception(ConnectFailed("provider closed the connection before answering"))
+            if self.uses > 1 and (exc is None or isinstance(exc, ConnectionResetError)):
+                # A reused idle connection the provider closed (its close
+                # crossed our request): it never read the request as one to answer.
+                waiter.set_exception(NeverReceived("provider closed an idle connection as it was reused"))
+            else:
+                # A fresh connection closed unanswered: the provider may have
+                # acted on the request, so only an idempotent call tries again.
+                waiter.set_exception(ConnectFailed("provider closed the connection before answering"))
         elif self._headers_done and not self._framed and exc is None:
-            self._finish()  # an answer delimited by the end of the connection
+            self._complete = True  # an answer delimited by the end of the connection
+            self._resolve()
         else:
             waiter.set_exception(ProviderUnreachable("provider's answer was cut off before its last byte"))
 
     def data_received(self, data: bytes) -> None:
         waiter = self._waiter
         if waiter is None or waiter.done():
-            self.abort()  # bytes nobody asked for: the connection cannot be trusted again
+            # Bytes nobody asked for (a late or unasked answer, or a tail that
+            # came after the answer was handed on): they would be read as the
+            # next call's answer, so the connection is never used again.
+            self.abort()
             return
         self._received += len(data)
         try:
@@ -398,14 +433,31 @@ class _Connection(asyncio.Protocol):
             self._fail(InvalidProviderResponse("provider's answer is not valid HTTP"))
         except httptools.HttpParserError:
             # Not the parser's message: it quotes the provider's bytes.
-            if not waiter.done():
+            if self._complete:
+                self._tail = True
+            else:
                 self._fail(InvalidProviderResponse("provider's answer is not valid HTTP"))
-        if not waiter.done() and not self._headers_done and self._received > MAX_HEAD_BYTES:
+        if waiter.done():
+            return
+        if self._complete:
+            # Resolved only once all of this read is parsed, so a tail in it
+            # fails this call rather than the next one on the connection.
+            if self._tail:
+                self._fail(InvalidProviderResponse("provider sent bytes after its complete answer"))
+            else:
+                self._resolve()
+        elif not self._headers_done and self._received > MAX_HEAD_BYTES:
             self._fail(InvalidProviderResponse("provider's answer head is too large"))
 
     # -- httptools callbacks --
 
+    def on_message_begin(self) -> None:
+        if self._complete:
+            self._tail = True  # a second answer after the complete one
+
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self._complete:
+            return
         lower = name.lower()
         if lower == b"content-length":
             self._framed = True
@@ -419,6 +471,8 @@ class _Connection(asyncio.Protocol):
             self._encoding = value.strip().lower()
 
     def on_headers_complete(self) -> None:
+        if self._complete:
+            return  # the head of a tail: this call fails once the read is parsed
         self._status = status = self._parser.get_status_code()
         if status < 200:
             self._framed = False  # an interim answer (100 Continue...): the real one follows
@@ -435,7 +489,7 @@ class _Connection(asyncio.Protocol):
             self._fail(_too_large(self._max_bytes))
 
     def on_body(self, body: bytes) -> None:
-        if self._waiter is None or self._waiter.done():
+        if self._waiter is None or self._waiter.done() or self._complete:
             return
         self._size += len(body)
         if self._size > self._max_bytes:
@@ -445,12 +499,11 @@ class _Connection(asyncio.Protocol):
 
     def on_message_complete(self) -> None:
         if self._headers_done and self._waiter is not None and not self._waiter.done():
-            self._finish()
+            self._complete = True
 
     # -- the end of an exchange --
 
-    def _finish(self) -> None:
-        self._complete = True
+    def _resolve(self) -> None:
         assert self._waiter is not None
         chunks = self._chunks
         self._chunks = []

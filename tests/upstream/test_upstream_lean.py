@@ -290,14 +290,14 @@ async def _uvloop_scenarios() -> None:
         async with raw_provider(serve) as p:
             base = p.url.rsplit("/", 1)[0]
             for _ in range(3):
-                answer = await lean.post(base + "/ok", b"{}", secret="s", request_id="r", deadline_s=2)
+                answer = await lean.post(base + "/ok", b"{}", pool="p", secret="s", request_id="r", deadline_s=2)
                 assert answer.body == GOOD_ANSWER and answer.upstream_ms > 0
             assert p.connections == 1
             for path, error in (("/cut", ProviderUnreachable), ("/big", InvalidProviderResponse),
                                 ("/hang", ProviderTimeout)):
                 with pytest.raises(error):
-                    await lean.post(base + path, b"{}", secret="s", request_id="r", deadline_s=0.3)
-            answer = await lean.post(base + "/ok", b"{}", secret="s", request_id="r", deadline_s=2)
+                    await lean.post(base + path, b"{}", pool="p", secret="s", request_id="r", deadline_s=0.3)
+            answer = await lean.post(base + "/ok", b"{}", pool="p", secret="s", request_id="r", deadline_s=2)
             assert answer.body == GOOD_ANSWER
     finally:
         await lean.close()
@@ -352,11 +352,11 @@ async def test_https_provider(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) ->
     try:
         untrusting = LeanClient(UpstreamConfig(), LimitsConfig())
         with pytest.raises(ProviderUnreachable):
-            await untrusting.post(url, b"{}", secret="s", request_id="r", deadline_s=5)
+            await untrusting.post(url, b"{}", pool="p", secret="s", request_id="r", deadline_s=5)
         await untrusting.close()
         monkeypatch.setenv("SSL_CERT_FILE", str(cert))
         trusting = LeanClient(UpstreamConfig(), LimitsConfig())
-        answer = await trusting.post(url, b"{}", secret="s", request_id="r", deadline_s=5)
+        answer = await trusting.post(url, b"{}", pool="p", secret="s", request_id="r", deadline_s=5)
         assert answer.body == GOOD_ANSWER
         await trusting.close()
     finally:
