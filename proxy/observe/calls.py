@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..errors import HubOverloaded
 from ..types import CallObserver, CallSite, Mode, Side, ValidationIssue
 from .logs import get_logger
 from .metrics import Metrics
@@ -20,6 +21,10 @@ class CallObservers:
         self._others = tuple(others)
 
     def outcome(self, site: CallSite, outcome: str) -> None:
+        if outcome == HubOverloaded.code:
+            # Told here, from the provider call: the hub could not open a
+            # connection to the provider (out of file descriptors).
+            self._metrics.hub_overloaded("provider_connect")
         for observer in self._others:
             observer.outcome(site, outcome)
 

@@ -66,6 +66,9 @@ class Metrics:
         self.catalogue_actions = Gauge("apihub_catalogue_actions", "Actions in the catalogue", registry=r,
                                        multiprocess_mode="liveall")
         self._reloads = Counter("apihub_reloads", "Catalogue reloads by result", ("result",), registry=r)
+        self._hub_overloaded = Counter(
+            "apihub_hub_overloaded", "Calls refused 503 hub_overloaded, by the resource that ran out",
+            ("reason",), registry=r)
         self._children: dict[tuple[Any, ...], Any] = {}
 
     def _child(self, metric: Any, *labels: str) -> Any:
@@ -88,6 +91,9 @@ class Metrics:
     def breaker_changed(self, provider: str, new: BreakerState) -> None:
         self._child(self._breaker, provider).set(_BREAKER_VALUE[new])
         self._child(self._transitions, provider, new.value).inc()
+
+    def hub_overloaded(self, reason: str) -> None:
+        self._child(self._hub_overloaded, reason).inc()
 
     def reloaded(self, ok: bool) -> None:
         self._child(self._reloads, "ok" if ok else "error").inc()

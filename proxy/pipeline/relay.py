@@ -131,8 +131,9 @@ async def send(relay: Relay, target: Target, payload: bytes, secret: str, *, req
         relay.observer.outcome(site, exc.code)
         raise
     except HubError as exc:
-        # Any other HubError (e.g. the hub's own resources) says nothing about the provider.
-        failed = False
+        # Any other HubError (e.g. the hub out of file descriptors) says
+        # nothing about the provider: neither a failure nor a success.
+        failed = None
         relay.observer.outcome(site, exc.code)
         raise
     finally:

@@ -22,6 +22,7 @@ from ..web.app import create_app
 from ..web.httpserver import HubRunner
 from ..web.state import HUB
 from .exits import EXIT_OK, startup_failure
+from .limits import raise_fd_limit
 
 log = get_logger("apihub.server")
 
@@ -37,6 +38,7 @@ def use_uvloop() -> bool:
 
 def run_worker(config: Config, *, sock: socket.socket | None = None) -> int:
     """Serve until SIGTERM/SIGINT. Returns the process exit code."""
+    raise_fd_limit()
     try:
         app = create_app(config)
     except (ConfigError, CatalogueError) as exc:
