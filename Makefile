@@ -9,7 +9,7 @@ CONFIG ?= config.toml
 # Demo secret for the shipped example provider; real deployments set their own.
 export ERP_MODELO_SECRET ?= demo-only-erp-modelo-secret
 
-.PHONY: run test bench install clean check lint
+.PHONY: run test bench soak install clean check lint
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 
 # Full run < 10 min on 2 cores; BENCH_QUICK=1 for a ~1-minute smoke run.
 # Uses wrk when installed (apt-get install wrk), else a built-in Python load generator.
+# Both provider clients against a fault-injecting provider; SOAK_SECONDS split between them.
+soak: $(BENCH_STAMP)
+	SOAK_SECONDS=$${SOAK_SECONDS:-120} $(BIN)/python benchmarks/soak.py
+
 bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/run.py
 

@@ -14,6 +14,7 @@ ResponseHandler, which the connector makes per connection) does:
   connection, so the connector never hands it out again (`is_connected`).
 - A second answer, or garbage, after a complete answer in the same exchange
   fails that call (invalid_provider_response) and closes the connection.
+- Either makes the app's connections single-use for base.DISTRUST_S.
 - A reused idle connection the provider closed before any byte of an
   answer: the request is sent again once (base.NeverReceived); aiohttp
   retries that itself only for idempotent methods, never for POST.
@@ -32,6 +33,7 @@ from ..config import LimitsConfig, UpstreamConfig
 from ..errors import HubError, InvalidProviderResponse, ProviderError, ProviderUnreachable
 from ..types import Answer
 from .base import (
+    DISTRUST_S,
     USER_AGENT,
     ConnectFailed,
     NeverReceived,
@@ -62,8 +64,9 @@ _EXCHANGE: contextvars.ContextVar[_Exchange | None] = contextvars.ContextVar("ap
 class _Handler(ResponseHandler):
     """aiohttp's per-connection protocol, closing where aiohttp would reuse."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, connector: _Connector, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._connector = connector
         self._exchange: _Exchange | None = None  # None: idle in the pool
         self._uses = 0
         self._answer: Any = None  # the body (StreamReader) of the first of them
@@ -87,12 +90,14 @@ class _Handler(ResponseHandler):
         if exchange is None:
             # Unasked bytes on an idle connection: aiohttp would queue them as
             # the next request's answer.
+            self._connector.distrust()
             self.force_close()
             self.abort()
             return
         exchange.received += len(data)
         if self._answer is not None and self._answer.is_eof():
             exchange.tail = True  # bytes after the complete answer
+            self._connector.distrust()
             self.force_close()
         super().data_received(data)
 
@@ -103,18 +108,27 @@ class _Handler(ResponseHandler):
                 self._answer = data[1]
             elif self._exchange is not None:
                 self._exchange.tail = True
+                self._connector.distrust()
                 self.force_close()
         super().feed_data(data, size)
 
 
 class _Connector(aiohttp.TCPConnector):
+    """One provider app's connections (see the module docstring)."""
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._factory = lambda: _Handler(loop=self._loop)  # type: ignore[assignment]
+        self._factory = lambda: _Handler(self, loop=self._loop)  # type: ignore[assignment]
+        self._distrusted_until = 0.0
+
+    def distrust(self) -> None:
+        self._distrusted_until = time.monotonic() + DISTRUST_S
 
     def _release(self, key: Any, protocol: ResponseHandler, *, should_close: bool = False) -> None:
         if isinstance(protocol, _Handler):
             protocol.released()
+        if self._distrusted_until and time.monotonic() < self._distrusted_until:
+            should_close = True
         super()._release(key, protocol, should_close=should_close)
 
 

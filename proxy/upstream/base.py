@@ -70,6 +70,12 @@ async def within_deadline(exchange: Callable[[bool], Awaitable[Answer]], deadlin
         raise ProviderTimeout(f"provider did not answer within {round(deadline_s * 1000)} ms") from None
 
 
+# A provider app that once wrote bytes nobody asked for (a late or second
+# answer) gets a new connection per call for this long: on a reused
+# connection its next late answer could be read as another call's answer.
+DISTRUST_S = 60.0
+
+
 class ConnectFailed(Exception):
     """No answer came back: an idempotent call may be retried once."""
 

@@ -15,6 +15,7 @@ multidicts, writer task or per-call timers.
   allows keep-alive; a cancelled, failed, non-2xx or cut exchange closes it,
   so does any byte that arrives outside an exchange (a late or unasked
   answer). Bytes after a complete answer fail that call, not the next one.
+  Either makes the app's connections single-use for base.DISTRUST_S.
 - A connection the provider closed while idle is dropped from the pool when
   its close arrives; if the close races the next request on it, the request
   is sent again on a new connection (base.NeverReceived).
@@ -41,6 +42,7 @@ from ..config import LimitsConfig, UpstreamConfig
 from ..errors import HubError, InvalidProviderResponse, ProviderError, ProviderUnreachable
 from ..types import Answer
 from .base import (
+    DISTRUST_S,
     USER_AGENT,
     ConnectFailed,
     NeverReceived,
@@ -208,6 +210,7 @@ class _Pool:
             collections.deque())
         self._sweeper: asyncio.TimerHandle | None = None
         self._closed = False
+        self._distrusted: dict[str, float] = {}  # app -> until (monotonic)
 
     def take(self, key: _Key) -> _Connection | None:
         idle = self._idle.get(key)
@@ -221,8 +224,16 @@ class _Pool:
             conn.abort()
         return None
 
+    def distrust(self, app: str) -> None:
+        """`app`'s provider wrote bytes outside an exchange: no reuse for a while."""
+        self._distrusted[app] = time.monotonic() + DISTRUST_S
+
     def give_back(self, conn: _Connection) -> None:
-        if not conn.reusable or self._closed:
+        until = self._distrusted.get(conn.key[0]) if self._distrusted else None
+        if until is not None and until < time.monotonic():
+            del self._distrusted[conn.key[0]]
+            until = None
+        if not conn.reusable or self._closed or until is not None:
             conn.abort()
             return
         if self._waiters and self._hand_over(conn):
@@ -424,6 +435,7 @@ class _Connection(asyncio.Protocol):
             # Bytes nobody asked for (a late or unasked answer, or a tail that
             # came after the answer was handed on): they would be read as the
             # next call's answer, so the connection is never used again.
+            self._pool.distrust(self.key[0])
             self.abort()
             return
         self._received += len(data)
@@ -443,6 +455,7 @@ class _Connection(asyncio.Protocol):
             # Resolved only once all of this read is parsed, so a tail in it
             # fails this call rather than the next one on the connection.
             if self._tail:
+                self._pool.distrust(self.key[0])
                 self._fail(InvalidProviderResponse("provider sent bytes after its complete answer"))
             else:
                 self._resolve()
