@@ -214,17 +214,18 @@ async def test_timed_out_exchange_is_never_reused(make_hub: HubFactory, client: 
         assert await echoed(await hub.post(call(), json=GOOD, headers=call_headers())) == "conn 2"
 
 
+async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while True:
+        await read_request(reader)
+        await asyncio.sleep(0.03)
+        writer.write(answer_of("ok"))
+        await writer.drain()
+
+
 async def test_lean_pool_pressure_never_500_and_never_leaks() -> None:
     """pool_size = 2, 40 calls at once with short deadlines to a slow provider:
     each one answers or times out (no ValueError from the waiter list), then
     a normal call succeeds and every slot comes back."""
-
-    async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            await read_request(reader)
-            await asyncio.sleep(0.03)
-            writer.write(answer_of("ok"))
-            await writer.drain()
 
     async with raw_provider(slow) as p:
         lean = LeanClient(UpstreamConfig(pool_size=2), LimitsConfig())
@@ -251,13 +252,6 @@ async def test_lean_pool_pressure_never_500_and_never_leaks() -> None:
 
 @pytest.mark.parametrize("client", CLIENTS)
 async def test_pool_pressure_through_the_hub_gives_no_500(make_hub: HubFactory, client: str) -> None:
-    async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            await read_request(reader)
-            await asyncio.sleep(0.03)
-            writer.write(answer_of("ok"))
-            await writer.drain()
-
     async with raw_provider(slow) as p:
         hub = await hub_for(make_hub, client, {"provider-app": p.url}, upstream={"pool_size": 2})
         rs = await asyncio.gather(*(
