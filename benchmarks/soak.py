@@ -3,7 +3,7 @@ counting every failed call by cause. Appends its table to benchmarks/RESULTS.md.
 
     SOAK_SECONDS=120 .venv/bin/python benchmarks/soak.py   # split evenly between the clients
 
-One provider process-less server on 127.0.0.1 (in this process) serves one
+One provider server on 127.0.0.1 (in this process, raw asyncio) serves one
 provider app per fault, all on the same host:port: `idle` closes kept-alive
 connections after 20-80 ms idle, `slow` answers after 50-150 ms, `chunked`
 in three writes, `large` ~200 KB, `tail` puts garbage after every 4th answer,
@@ -29,7 +29,6 @@ import asyncio
 import collections
 import os
 import random
-import shlex
 import sys
 import time
 from dataclasses import dataclass, field
@@ -262,7 +261,7 @@ async def main() -> int:
     modes = ", ".join(f"{m} x{w}" for m, w in zip(MODES, WEIGHTS, strict=True))
     with (HERE / "RESULTS.md").open("a") as out:
         out.write(f"\n## Soak: provider faults, both clients ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)\n\n"
-                  f"`{command}` ({shlex.quote(sys.executable)} benchmarks/soak.py): {CONCURRENCY} "
+                  f"`{command}` (.venv/bin/python benchmarks/soak.py): {CONCURRENCY} "
                   f"consumers at once against one fault-injecting provider on 127.0.0.1, one app per "
                   f"fault on one host:port, calls weighted {modes}; see the docstring of "
                   f"benchmarks/soak.py for each fault. \"Provider's fault\": the provider broke that "
