@@ -77,7 +77,7 @@ class UpstreamConfig:
     pool_size: int = 1_000
     keepalive_timeout_s: float = 30.0
     # The HTTP client for provider calls: aiohttp's ClientSession, or the hub's
-    # own keep-alive HTTP/1.1 client (proxy/upstream_lean.py).
+    # own keep-alive HTTP/1.1 client (proxy/upstream/lean.py).
     # A client name of upstream/clients.py; checked there.
     client: str = "aiohttp"
 

@@ -19,8 +19,9 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from ..errors import InvalidJson, InvalidManifest, NotFound, UnsupportedMediaType
+from ..errors import InvalidJson, InvalidManifest, NotFound
 from ..observe.logs import get_logger
+from ..pipeline.steps import check_media_type
 from ..registry.manifest import ManifestError, parse_manifest, redacted
 from ..types import ValidationIssue
 from ..web.middleware import Route
@@ -48,6 +49,7 @@ async def get_app(request: web.Request) -> web.StreamResponse:
 
 async def put_app(request: web.Request) -> web.StreamResponse:
     registry = request.app[HUB].snapshot.registry
+    registry.check_writable()  # 409 before the body is even read
     app_id = request.match_info["id"]
     doc = await _manifest_body(request)
     if doc.get("id") != app_id:
@@ -65,6 +67,7 @@ async def put_app(request: web.Request) -> web.StreamResponse:
 
 async def delete_app(request: web.Request) -> web.StreamResponse:
     registry = request.app[HUB].snapshot.registry
+    registry.check_writable()
     app_id = request.match_info["id"]
     if not await registry.delete_app(app_id):
         raise NotFound(f"no app {app_id!r} in the registry")
@@ -82,6 +85,7 @@ async def uninstall(request: web.Request) -> web.StreamResponse:
 
 async def _set_installed(request: web.Request, installed: bool) -> web.StreamResponse:
     registry = request.app[HUB].snapshot.registry
+    registry.check_writable()
     app_id, community = request.match_info["id"], request.match_info["community"]
     if not await registry.set_installed(community, app_id, installed):
         raise NotFound(f"no app {app_id!r} in the registry")
@@ -93,9 +97,7 @@ async def _set_installed(request: web.Request, installed: bool) -> web.StreamRes
 
 
 async def _manifest_body(request: web.Request) -> dict[str, Any]:
-    kind = request.content_type
-    if kind != "application/json" and not (kind.startswith("application/") and kind.endswith("+json")):
-        raise UnsupportedMediaType("send the manifest as application/json")
+    check_media_type(request.headers.get("Content-Type"))
     raw = await request.read()
     try:
         doc = orjson.loads(raw)

@@ -41,7 +41,9 @@ class Registry(Protocol):
     def reread(self) -> Registry:
         """The registry a catalogue reload (SIGHUP) swaps in with the new
         catalogue: a backend whose source of truth is the catalogue folder
-        reads it again (raising CatalogueError); a shared one returns itself."""
+        reads it again (raising CatalogueError); a shared one returns itself.
+        Only the first registry is started and only the last one closed, so a
+        registry returned in place of this one must hold no resources."""
 
     # -- the admin API and CLI --
 
@@ -49,6 +51,11 @@ class Registry(Protocol):
         """Every manifest as written (secrets as references), sorted by id."""
 
     async def manifest(self, app_id: str) -> Mapping[str, Any] | None: ...
+
+    def check_writable(self) -> None:
+        """RegistryReadOnly where this backend takes no writes; the admin API
+        asks before it reads a write's body, so such writes are 409 whatever
+        they carry."""
 
     async def put_app(self, doc: Mapping[str, Any]) -> PutOutcome:
         """Create or replace an app from a manifest the caller has validated;

@@ -41,10 +41,6 @@ class FileRegistry:
                     index.setdefault((action, community), []).append(app)
         self._providers = {key: tuple(apps) for key, apps in index.items()}
 
-    @property
-    def apps(self) -> Mapping[str, App]:
-        return self._apps
-
     async def app_by_token(self, token_hash: str) -> App | None:
         return self._by_token.get(token_hash)
 
@@ -82,14 +78,20 @@ class FileRegistry:
         found = self._apps.get(app_id)
         return None if found is None else found.manifest
 
-    async def put_app(self, doc: Mapping[str, Any]) -> PutOutcome:
+    def check_writable(self) -> None:
         raise RegistryReadOnly(READ_ONLY)
+
+    async def put_app(self, doc: Mapping[str, Any]) -> PutOutcome:
+        self.check_writable()
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def delete_app(self, app_id: str) -> bool:
-        raise RegistryReadOnly(READ_ONLY)
+        self.check_writable()
+        raise AssertionError("unreachable")  # pragma: no cover
 
     async def set_installed(self, community: str, app_id: str, installed: bool) -> bool:
-        raise RegistryReadOnly(READ_ONLY)
+        self.check_writable()
+        raise AssertionError("unreachable")  # pragma: no cover
 
 
 def read_apps_folder(

@@ -466,6 +466,9 @@ class RedisRegistry:
     async def manifest(self, app_id: str) -> Mapping[str, Any] | None:
         return await self.call(lambda w: w.get_manifest(app_id))
 
+    def check_writable(self) -> None:
+        return None
+
     async def put_app(self, doc: Mapping[str, Any]) -> PutOutcome:
         return await self.call(lambda w: w.put_app(doc))
 

@@ -9,7 +9,7 @@ from ..config import ConfigError
 from ..errors import CatalogueError
 
 EXIT_OK = 0
-EXIT_STARTUP = 1  # could not start: a port taken, a config that cannot be used
+EXIT_STARTUP = 1  # could not start: a port taken
 EXIT_CATALOGUE = 2  # the catalogue or an app manifest does not load
 EXIT_USAGE = 2  # a bad command line or config, as argparse exits
 EXIT_FAILED = 1  # a command that ran and failed (apps push/rm)
@@ -22,4 +22,4 @@ def startup_failure(exc: ConfigError | CatalogueError) -> int:
             print(f"apihub: catalogue error: {problem}", file=sys.stderr)
         return EXIT_CATALOGUE
     print(f"apihub: {exc}", file=sys.stderr)
-    return EXIT_STARTUP
+    return EXIT_USAGE  # as main() answers every other ConfigError

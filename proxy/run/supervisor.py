@@ -247,7 +247,7 @@ def run(config: Config) -> int:
 def supervise(config: Config) -> int:
     """Check the catalogue once, then run `worker_count` workers until SIGTERM."""
     try:
-        # Opening a registry only reads files or checks a URL; nothing connects yet.
+        # reread reads the app files (file backend); nothing connects to Redis yet.
         load_snapshot(config, generation=1, compiler=compiler_for(config.catalogue),
                       registry=open_registry(config), reread=True)
     except (ConfigError, CatalogueError) as exc:

@@ -23,7 +23,6 @@ def check_client(name: str) -> None:
 
 
 def open_client(config: Config) -> ProviderClient:
-    """The configured client; call it with the event loop running (aiohttp's
-    session wants one)."""
+    """The configured client (connections are opened on first use)."""
     check_client(config.upstream.client)
     return CLIENTS[config.upstream.client](config.upstream, config.limits)

@@ -212,6 +212,12 @@ async def test_file_backend_is_read_only(start_hubs: Any, provider: Provider) ->
         r = await admin.request(method, path, headers=AUTH, json=body)
         doc = await problem(r, 409, "registry_read_only")
         assert "catalogue/apps" in doc["detail"]
+    # Whatever the write carries: 409 comes before the body is read.
+    for data, content_type in [(b"{nope", "application/json"), (b"x", "text/plain"), (b"[]", "application/json"),
+                               (b"{}", "application/json;a*")]:
+        r = await admin.put("/admin/v1/apps/provider-app", data=data,
+                            headers={**AUTH, "Content-Type": content_type})
+        await problem(r, 409, "registry_read_only")
     assert await call_status(hub) == 200
 
 
