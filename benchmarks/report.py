@@ -146,7 +146,7 @@ def write(run: Run, results: Path, chart: Path) -> None:
     if "hub-lean" in targets:
         lean_small = run.median("peak", "small", "hub-lean", "calls_per_s")
         cpu = {t: run.median("peak", "small", t, "cpu_ms_per_call") * 1000 for t in ("hub", "hub-lean")}
-        add(f"With `[upstream] client = \"lean\"` (proxy/upstream_lean.py instead of aiohttp's ClientSession "
+        add(f"With `[upstream] client = \"lean\"` (proxy/upstream/lean.py instead of aiohttp's ClientSession "
             f"for provider calls): {_fmt(lean_small)} / {_fmt(bare_small)} = "
             f"**{lean_small / bare_small if bare_small else float('nan'):.2f}** × the bare proxy, "
             f"{cpu['hub-lean']:.0f} µs of CPU per call against {cpu['hub']:.0f} µs with aiohttp's client.")
@@ -309,7 +309,7 @@ def _validators(add: Any, v: dict[str, Any]) -> None:
         + ". Mean compile time per schema (checks included): "
         + ", ".join(f"{e} {ms} ms" for e, ms in v["compile_ms"].items()) + ".")
     add("")
-    add("Both engines give the same issues (tested in `tests/test_schemas_rs.py`); fastjsonschema stays "
+    add("Both engines give the same issues (tested in `tests/validation/test_schemas_rs.py`); fastjsonschema stays "
         "the default, `[catalogue] validator = \"jsonschema-rs\"` (extra `rs`) switches.")
     add("")
 
@@ -349,7 +349,7 @@ def _scale(add: Any, run: Run, sc: dict[str, Any]) -> None:
             "catalogue's size; what grows is start-up (every schema checked and compiled) and memory. "
             "What is left comes from that memory: a heap of about a gigabyte makes cache misses dearer. "
             "The cyclic GC no longer walks it: a serving hub moves the loaded catalogue into the "
-            "collector's permanent generation (`gc.freeze()`, proxy/heap.py; a reload unfreezes so the "
+            "collector's permanent generation (`gc.freeze()`, proxy/web/heap.py; a reload unfreezes so the "
             "replaced catalogue can be collected, then freezes again). Fewer objects per compiled schema "
             "(the jsonschema-rs engine: ~27 KB instead of ~74 KB per action, and a start-up about 5× "
             "shorter) is the other lever.")

@@ -1,6 +1,6 @@
 """The provider-fault suite again, with `[upstream] client = "lean"`.
 
-The fault tests of tests/test_faults.py are collected here a second time
+The fault tests of tests/upstream/test_faults.py are collected here a second time
 (imported by name), with `make_hub` overridden to select the lean client:
 every provider fault must give the same code through either client. Below
 them, what only a connection pool shows: keep-alive reuse, a provider that
