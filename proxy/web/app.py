@@ -59,7 +59,7 @@ def create_app(
         log.warning("catalogue_warning", problem=str(warning))
 
     app = web.Application(
-        middlewares=[make_middleware(metrics)],
+        middlewares=[make_middleware(metrics, hub.calls)],
         client_max_size=config.limits.max_request_bytes,
     )
     app[HUB] = hub
