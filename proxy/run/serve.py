@@ -18,7 +18,7 @@ from ..admin.app import create_admin_app
 from ..config import Config, ConfigError
 from ..errors import CatalogueError
 from ..observe.logs import get_logger
-from ..web import heap
+from ..web import budget, heap
 from ..web.app import create_app
 from ..web.httpserver import HubRunner
 from ..web.state import HUB
@@ -51,7 +51,10 @@ def run_worker(config: Config, *, sock: socket.socket | None = None) -> int:
         return startup_failure(exc)
     app[HUB].freeze_heap = True
     heap.freeze()
+    # Answers of stalled consumers must be given back after a burst (web/budget.py).
+    allocator_tuned = budget.tune_allocator()
     uvloop = use_uvloop()
+    log.info("allocator", tuned=allocator_tuned)
     asyncio.run(serve_app(app, config, sock=sock, uvloop=uvloop))
     return EXIT_OK
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from ..catalogue import Catalogue, SchemaCompiler, load_catalogue
-from ..config import Config
+from ..config import Config, LimitsConfig
 from ..errors import CatalogueError, Problem
 from ..observe.conformance import Conformance
 from ..observe.logs import get_logger
@@ -23,6 +23,7 @@ from ..observe.metrics import Metrics
 from ..registry import Registry
 from ..upstream import Guards
 from . import heap
+from .budget import Budget
 
 log = get_logger("apihub.reload")
 
@@ -85,6 +86,7 @@ class Hub:
     freeze_heap: bool = False
     last_reload_error: str | None = None
     calls: InFlight = field(default_factory=InFlight)
+    budget: Budget = field(default_factory=lambda: Budget(LimitsConfig().max_buffered_bytes))
     instance: str = field(default_factory=lambda: f"{os.uname().nodename}:{os.getpid()}")
     _reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
