@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from proxy.registry.redis import RedisRegistry, RegistryWriter
-
 from tests.conftest import Provider
 from tests.redis_server import RedisServer
 from tests.registry.test_redis_registry import (

@@ -12,11 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pytest
 from aiohttp import web
 
 from proxy.web.state import HUB
-
 from tests.conftest import Provider
 from tests.faults import exchange, request_bytes, served_hub
 from tests.support import (
