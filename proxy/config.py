@@ -35,6 +35,8 @@ class ServerConfig:
     body_timeout_ms: int = 30_000
     keepalive_timeout_s: float = 75.0
     max_header_bytes: int = 8190
+    # A consumer that takes no byte of its answer for this long is cut off.
+    write_timeout_ms: int = 30_000
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -66,6 +68,8 @@ class RegistryConfig:
 class LimitsConfig:
     max_request_bytes: int = 1 * MiB
     max_response_bytes: int = 10 * MiB
+    # Answer bytes held for consumers, hub-wide (web/budget.py).
+    max_buffered_bytes: int = 256 * MiB
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -117,7 +121,7 @@ class Config:
 _POSITIVE = {
     "port", "workers", "header_timeout_ms", "body_timeout_ms", "max_request_bytes",
     "max_response_bytes", "connect_timeout_ms", "timeout_ms", "max_concurrency", "pool_size",
-    "failure_threshold", "cooldown_ms", "max_header_bytes",
+    "failure_threshold", "cooldown_ms", "max_header_bytes", "write_timeout_ms", "max_buffered_bytes",
 }
 _NON_NEGATIVE = {"workers", "shutdown_grace_s", "keepalive_timeout_s", "cache_ttl_s", "stale_max_s"}
 

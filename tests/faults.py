@@ -39,6 +39,7 @@ DOCUMENTED = {
     "invalid_parameter": 400, "invalid_request": 400, "invalid_manifest": 400,
     "provider_unreachable": 502, "provider_error": 502, "invalid_provider_response": 502,
     "provider_timeout": 504, "provider_overloaded": 503, "registry_unavailable": 503,
+    "hub_overloaded": 503, "shutting_down": 503,
 }
 DOCUMENTED_STATUS = {"request_too_large": (414, 431)}
 

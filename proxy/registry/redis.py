@@ -16,6 +16,9 @@ Redis Cluster slot and a MULTI/EXEC may touch all of them):
     {P}:action:<a>        set     ids of the apps that provide action a
     {P}:changes           channel one JSON message per write:
                                   {"app": id, "tokens": [hashes old and new]}
+    {P}:initialised       integer generation, bumped by every write (and by
+                                  `apihub apps push`): its absence means Redis
+                                  lost the data (restarted empty, FLUSHALL)
 
 Writes go through `RegistryWriter` (admin API and CLI alike): WATCH the
 keys read, MULTI, rewrite the app and its index entries, EXEC. A reader
@@ -27,9 +30,16 @@ Cache rules (`[registry]` config):
   stale up to `stale_max_s` after it was fetched;
 - a lookup with nothing usable in the cache while Redis is unreachable
   raises `RegistryUnavailable` (503) within `timeout_ms`; never a 401/404;
-- unknown tokens and apps are cached too (negative entries);
+- unknown tokens and apps are cached too (negative entries), in tables of
+  their own, each bounded: a flood of random tokens evicts only other
+  unknowns, never a known app;
 - a change message drops the entries it names; a (re)subscription drops
-  everything, since messages may have been missed while disconnected.
+  everything, since messages may have been missed while disconnected;
+- when the marker key is gone (checked on every (re)subscription and every
+  `MARKER_CHECK_S`), the registry reports status "empty" (the hub is
+  degraded) and keeps answering from what it has cached: a lookup that Redis
+  now answers "unknown" gets the last known app instead, until the marker is
+  back (an operator pushed the apps again).
 
 URLs: `redis://`, `rediss://`, `unix://` (redis-py's own), plus
 `redis+sentinel://[[user]:password@]host:port[,host:port...]/service[/db]`
@@ -77,6 +87,8 @@ HEALTH_CHECK_INTERVAL_S = 10
 # Entries per cache table: random unknown tokens must not grow memory without bound
 # (the oldest entry goes first).
 MAX_ENTRIES = 100_000
+# How often the listener checks that Redis still holds the registry (one EXISTS).
+MARKER_CHECK_S = 1.0
 
 T = TypeVar("T")
 
@@ -112,6 +124,10 @@ class Keys:
 
     def action(self, action: str) -> str:
         return f"{self.tag}:action:{action}"
+
+    @property
+    def marker(self) -> str:
+        return f"{self.tag}:initialised"
 
 
 _USERINFO = re.compile(r"(://)[^/@\s]*@")
@@ -239,6 +255,11 @@ class RegistryWriter:
         self._keys = keys
         self._on_change = on_change
 
+    async def mark(self) -> None:
+        """Bump the marker that says Redis holds the registry (after a push
+        of apps that were all unchanged, nothing else would write it)."""
+        await self._client.incr(self._keys.marker)
+
     async def list_manifests(self) -> list[dict[str, Any]]:
         ids = sorted(_text(m) for m in await self._client.smembers(self._keys.apps))
         if not ids:
@@ -355,6 +376,7 @@ class RegistryWriter:
                     if change is None:
                         await pipe.unwatch()  # type: ignore[no-untyped-call]
                         break
+                    pipe.incr(self._keys.marker)
                     await pipe.execute()
                     break
                 except WatchError:
@@ -381,6 +403,50 @@ class _Entry:
     at: float
 
 
+class _Table:
+    """One lookup's cache: known values and unknowns (None, or no providers)
+    in separate dicts, each bounded to `max_entries` (the oldest goes first),
+    so unknowns only ever evict unknowns. `last_known` keeps the known
+    values of the last full flush: what a Redis that came back empty can no
+    longer tell."""
+
+    __slots__ = ("known", "last_known", "max_entries", "unknown")
+
+    def __init__(self, max_entries: int) -> None:
+        self.known: dict[Any, _Entry] = {}
+        self.unknown: dict[Any, _Entry] = {}
+        self.last_known: dict[Any, _Entry] = {}
+        self.max_entries = max_entries
+
+    def get(self, key: Any) -> _Entry | None:
+        entry = self.known.get(key)
+        return entry if entry is not None else self.unknown.get(key)
+
+    def put(self, key: Any, value: Any, at: float) -> None:
+        into, other = (self.known, self.unknown) if value else (self.unknown, self.known)
+        other.pop(key, None)
+        if key not in into and len(into) >= self.max_entries:
+            del into[next(iter(into))]
+        into[key] = _Entry(value, at)
+
+    def remembered(self, key: Any) -> _Entry | None:
+        entry = self.known.get(key)
+        return entry if entry is not None else self.last_known.get(key)
+
+    def pop(self, key: Any) -> None:
+        self.known.pop(key, None)
+        self.unknown.pop(key, None)
+        self.last_known.pop(key, None)
+
+    def clear(self, *, forget: bool = False) -> None:
+        if self.known:
+            self.last_known = self.known
+        if forget:
+            self.last_known = {}
+        self.known = {}
+        self.unknown.clear()
+
+
 class RedisRegistry:
     """The Registry Protocol over Redis, with the cache described above."""
 
@@ -389,7 +455,6 @@ class RedisRegistry:
     def __init__(self, config: RegistryConfig, *, environ: Mapping[str, str] | None = None,
                  max_entries: int = MAX_ENTRIES) -> None:
         self._config = config
-        self._max_entries = max_entries
         self._keys = Keys.for_prefix(config.prefix)
         self._environ = os.environ if environ is None else environ
         self._ttl = config.cache_ttl_s
@@ -398,9 +463,9 @@ class RedisRegistry:
         self._client: Client | None = None
         self._writer: RegistryWriter | None = None
         self._listener: asyncio.Task[None] | None = None
-        self._tokens: dict[str, _Entry] = {}
-        self._apps: dict[str, _Entry] = {}
-        self._providers: dict[tuple[str, str], _Entry] = {}
+        self._tokens = _Table(max_entries)
+        self._apps = _Table(max_entries)
+        self._providers = _Table(max_entries)
         self._inflight: dict[tuple[int, Any], asyncio.Future[Any]] = {}
         # Bumped by every invalidation: a fetch that started before one is not cached.
         self._epoch = 0
@@ -409,6 +474,9 @@ class RedisRegistry:
         self._subscribed = False
         self._last_error: str | None = None
         self._last_error_at: str | None = None
+        # Redis answers but no longer holds the registry (marker key gone).
+        self._empty = False
+        self._next_marker_check = 0.0
 
     # -- lifetime (aiohttp cleanup_ctx) --
 
@@ -500,31 +568,35 @@ class RedisRegistry:
         return await self._lookup(self._providers, key, entry, self._fetch_providers)  # type: ignore[no-any-return]
 
     def health(self) -> dict[str, Any]:
+        status = "unavailable" if not self._available else "empty" if self._empty else "ok"
         return {
             "backend": "redis",
-            "status": "ok" if self._available else "unavailable",
+            "status": status,
             "subscribed": self._subscribed,
             "lastError": self._last_error,
             "lastErrorAt": self._last_error_at,
-            "cached": {"tokens": len(self._tokens), "apps": len(self._apps),
-                       "providers": len(self._providers)},
+            "cached": {"tokens": len(self._tokens.known), "apps": len(self._apps.known),
+                       "providers": len(self._providers.known)},
+            "cachedUnknown": {"tokens": len(self._tokens.unknown), "apps": len(self._apps.unknown),
+                              "providers": len(self._providers.unknown)},
         }
 
     # -- invalidation --
 
-    def invalidate(self, change: Change | None = None) -> None:
-        """Drop what `change` touched; None drops everything."""
+    def invalidate(self, change: Change | None = None, *, forget: bool = False) -> None:
+        """Drop what `change` touched; None drops everything (the known
+        values are remembered for an emptied Redis unless `forget`)."""
         self._epoch += 1
         if change is None:
-            self._tokens.clear()
-            self._apps.clear()
-            self._providers.clear()
+            for table in (self._tokens, self._apps, self._providers):
+                table.clear(forget=forget)
             return
         for digest in change.tokens:
-            self._tokens.pop(digest, None)
-        for digest in [d for d, e in self._tokens.items() if e.value is not None and e.value.id == change.app]:
-            del self._tokens[digest]
-        self._apps.pop(change.app, None)
+            self._tokens.pop(digest)
+        for remembered in (self._tokens.known, self._tokens.last_known):
+            for digest in [d for d, e in remembered.items() if e.value.id == change.app]:
+                del remembered[digest]
+        self._apps.pop(change.app)
         self._providers.clear()
 
     def _on_message(self, data: Any) -> None:
@@ -545,12 +617,16 @@ class RedisRegistry:
             try:
                 await pubsub.subscribe(self._keys.channel)
                 while True:
-                    message = await pubsub.get_message(timeout=1.0)
+                    message = await pubsub.get_message(timeout=MARKER_CHECK_S)
+                    if self._subscribed and time.monotonic() >= self._next_marker_check:
+                        await self._check_marker()
                     if message is None:
                         continue
                     if message["type"] == "subscribe":
                         # Also seen when redis-py reconnects the pubsub by itself.
+                        # Redis may have come back empty: checked right after.
                         self.invalidate()
+                        self._next_marker_check = 0.0
                         self._subscribed = True
                         self._available = True
                         self._fail_until = 0.0
@@ -572,32 +648,73 @@ class RedisRegistry:
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, RESUBSCRIBE_BACKOFF_S[1])
 
+    async def _check_marker(self) -> bool:
+        """Whether Redis still holds the registry (the marker, or any app for
+        data written before the marker existed); updates the "empty" state."""
+        self._next_marker_check = time.monotonic() + MARKER_CHECK_S
+        client = self._client
+        if client is None:
+            return not self._empty
+        try:
+            present = await self._round_trip(lambda: client.exists(self._keys.marker, self._keys.apps),
+                                             fail_fast=False) > 0
+        except RegistryUnavailable:
+            return not self._empty
+        if present and self._empty:
+            self._empty = False
+            self.invalidate(forget=True)  # the apps were pushed again: re-read them
+            log.info("registry_restored", marker=self._keys.marker)
+        elif not present and not self._empty:
+            self._empty = True
+            self._last_error = (f"Redis holds no registry (key {self._keys.marker} is missing: restarted "
+                                "without persistence, or flushed); serving the apps cached here until "
+                                "they are pushed again")
+            self._last_error_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            log.error("registry_empty", marker=self._keys.marker, detail=self._last_error)
+        return present
+
     # -- lookups --
 
-    async def _lookup(self, table: dict[Any, _Entry], key: Any, entry: _Entry | None,
+    async def _lookup(self, table: _Table, key: Any, entry: _Entry | None,
                       fetch: Callable[[Any], Awaitable[Any]]) -> Any:
         """Refresh one entry (one fetch per key at a time); stale or 503 when Redis fails."""
         flight_key = (id(table), key)
         future = self._inflight.get(flight_key)
         if future is None:
             epoch = self._epoch
-            future = asyncio.ensure_future(self._round_trip(lambda: fetch(key)))
+
+            async def fetch_checked() -> Any:
+                value = await fetch(key)
+                if not value and table.remembered(key) is not None and not self._empty:
+                    # A known app turned unknown: deleted, or Redis lost everything?
+                    await self._check_marker()
+                return value
+
+            future = asyncio.ensure_future(self._round_trip(fetch_checked))
             self._inflight[flight_key] = future
 
             def done(f: asyncio.Future[Any]) -> None:
                 self._inflight.pop(flight_key, None)
-                if not f.cancelled() and f.exception() is None and self._epoch == epoch:
-                    if key not in table and len(table) >= self._max_entries:
-                        del table[next(iter(table))]
-                    table[key] = _Entry(f.result(), time.monotonic())
+                if f.cancelled() or f.exception() is not None or self._epoch != epoch:
+                    return
+                value = f.result()
+                remembered = table.remembered(key)
+                if not value and self._empty and remembered is not None:
+                    value = remembered.value  # the last known value serves on
+                table.put(key, value, time.monotonic())
 
             future.add_done_callback(done)
         try:
-            return await asyncio.shield(future)
+            value = await asyncio.shield(future)
         except RegistryUnavailable:
             if entry is not None and time.monotonic() - entry.at < self._stale_max:
                 return entry.value
             raise
+        if not value and self._empty:
+            remembered = table.remembered(key)
+            if remembered is not None:
+                return remembered.value
+        return value
 
     async def _round_trip(self, operation: Callable[[], Awaitable[T]], *, fail_fast: bool = True,
                           timeout_s: float | None = None) -> T:

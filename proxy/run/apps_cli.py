@@ -106,6 +106,7 @@ def push(config: Config, folder: Path) -> int:
                 failed += 1
                 continue
             print(f"{outcome:9} {doc['id']}")
+        await writer.mark()  # Redis holds the registry again, even if nothing changed
         return failed
 
     try:

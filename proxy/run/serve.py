@@ -1,7 +1,8 @@
 """Running the hub: one worker process's event loop, signals, graceful drain.
 
 SIGHUP reloads the catalogue; SIGTERM/SIGINT stop accepting, let the calls
-in flight finish within `[server] shutdown_grace_s`, then exit 0.
+in flight finish within `[server] shutdown_grace_s`, answer those still
+running 503 `shutting_down` (each with its access line), then exit 0.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from ..admin.app import create_admin_app
 from ..config import Config, ConfigError
 from ..errors import CatalogueError
 from ..observe.logs import get_logger
-from ..web import heap
+from ..web import budget, heap
 from ..web.app import create_app
 from ..web.httpserver import HubRunner
 from ..web.state import HUB
@@ -25,6 +26,11 @@ from .exits import EXIT_OK, startup_failure
 from .limits import raise_fd_limit
 
 log = get_logger("apihub.server")
+
+# aiohttp's own drain deadline trails the hub's cut by this much, so the calls
+# still running at the end of the grace are answered by the hub (503 with an
+# access line), not dropped by aiohttp's cancellation.
+CUT_MARGIN_S = 0.5
 
 
 def use_uvloop() -> bool:
@@ -45,7 +51,10 @@ def run_worker(config: Config, *, sock: socket.socket | None = None) -> int:
         return startup_failure(exc)
     app[HUB].freeze_heap = True
     heap.freeze()
+    # Answers of stalled consumers must be given back after a burst (web/budget.py).
+    allocator_tuned = budget.tune_allocator()
     uvloop = use_uvloop()
+    log.info("allocator", tuned=allocator_tuned)
     asyncio.run(serve_app(app, config, sock=sock, uvloop=uvloop))
     return EXIT_OK
 
@@ -57,7 +66,7 @@ def runner_for(app: web.Application, config: Config) -> web.AppRunner:
         app,
         handle_signals=False,
         access_log=None,  # one structured access line per call comes from the middleware
-        shutdown_timeout=server.shutdown_grace_s,
+        shutdown_timeout=server.shutdown_grace_s + CUT_MARGIN_S,
         keepalive_timeout=server.keepalive_timeout_s,
         header_timeout_s=server.header_timeout_ms / 1000,
         max_header_bytes=server.max_header_bytes,
@@ -129,7 +138,18 @@ async def serve_app(
     finally:
         if admin_runner is not None:
             await admin_runner.cleanup()
-        # Stops listening, waits for calls in flight (up to the grace period),
-        # then closes the client session in the cleanup context.
-        await runner.cleanup()
+        # Stops listening, waits for calls in flight (up to the grace period,
+        # when `cut` answers the rest), then closes the client session in the
+        # cleanup context.
+        def cut() -> None:
+            cut_off = hub.calls.cut()
+            if cut_off:
+                log.warning("calls_cut_at_shutdown", calls=cut_off,
+                            graceSeconds=config.server.shutdown_grace_s)
+
+        cutter = asyncio.get_running_loop().call_later(config.server.shutdown_grace_s, cut)
+        try:
+            await runner.cleanup()
+        finally:
+            cutter.cancel()
     log.info("stopped")

@@ -18,6 +18,7 @@ from ..registry import Registry, open_registry
 from ..types import BreakerState
 from ..upstream import Guards, check_client, open_client
 from . import openapi, pages
+from .budget import Budget
 from .handlers import RELAY, call_handler, discover_handler, fanout_handler, healthz, metrics_handler
 from .middleware import add_routes, make_middleware
 from .state import HUB, Hub, load_snapshot
@@ -52,6 +53,7 @@ def create_app(
         guards=Guards(config.breaker, config.upstream.max_concurrency, breaker_changed),
         compiler=compiler,
         conformance=Conformance(metrics.registry),
+        budget=Budget(config.limits.max_buffered_bytes),
     )
     metrics.catalogue_generation.set(snapshot.catalogue.generation)
     metrics.catalogue_actions.set(len(snapshot.catalogue.actions))
@@ -59,7 +61,7 @@ def create_app(
         log.warning("catalogue_warning", problem=str(warning))
 
     app = web.Application(
-        middlewares=[make_middleware(metrics)],
+        middlewares=[make_middleware(metrics, hub.calls)],
         client_max_size=config.limits.max_request_bytes,
     )
     app[HUB] = hub

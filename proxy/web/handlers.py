@@ -12,7 +12,7 @@ import orjson
 from aiohttp import web
 
 from ..catalogue import Catalogue
-from ..errors import BadRequest, PayloadTooLarge, RequestTimeout
+from ..errors import BadRequest, HubOverloaded, PayloadTooLarge, RequestTimeout
 from ..pipeline.call import Incoming, call, discover
 from ..pipeline.fanout import fanout
 from ..pipeline.relay import Relay
@@ -81,6 +81,16 @@ def _json(body: bytes) -> web.Response:
     return web.Response(body=body, content_type=JSON)
 
 
+def check_budget(hub: Hub) -> None:
+    """Refuse a call while answers held for consumers fill the budget:
+    before any provider is called, so the refusal costs it nothing."""
+    budget = hub.budget
+    if budget.over:
+        raise HubOverloaded(
+            f"the hub holds {budget.held} bytes of answers not yet read by their consumers "
+            f"(limit {budget.limit}); retry shortly", headers={"Retry-After": "1"})
+
+
 async def call_handler(request: web.Request) -> web.StreamResponse:
     return await _relayed(request, call)
 
@@ -91,6 +101,7 @@ async def fanout_handler(request: web.Request) -> web.StreamResponse:
 
 async def _relayed(request: web.Request, pipeline: Pipeline) -> web.StreamResponse:
     hub = request.app[HUB]
+    check_budget(hub)
     snapshot = hub.snapshot  # read once: a reload mid-call does not change it
     answer = await pipeline(request.app[RELAY], snapshot.catalogue, snapshot.registry, incoming(request, hub),
                             request[RECORD])

@@ -17,8 +17,15 @@ aiohttp lacks (docs/contract.md, "HTTP-level rejections").
 Nothing from the rejected bytes is logged or echoed: a parser message can
 quote a header line, and header lines carry bearer tokens.
 
+- A write timeout (`[server] write_timeout_ms`): when a consumer leaves its
+  answer unread (the transport pauses writing, or bytes are left in its
+  buffer after the answer), a timer checks the buffer; if it did not shrink
+  for that long, the connection is aborted. Each connection reports the
+  answer bytes it holds to the hub's Budget (web/budget.py).
+
 The hot path pays one integer compare per chunk read; the timer is only
-armed when a head arrives in pieces, and once per connection.
+armed when a head arrives in pieces, and once per connection; per answer,
+two budget updates and one buffer-size read.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from aiohttp.http import RawRequestMessage
 from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
 from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
 
 from ..errors import (
     BadRequest,
@@ -45,6 +53,7 @@ from ..errors import (
     UriTooLong,
 )
 from ..observe.logs import get_logger
+from .budget import Budget
 from .middleware import problem_response
 from .state import HUB
 
@@ -95,11 +104,18 @@ def raw_problem(error: HubError, request_id: str) -> bytes:
 class HubRequestHandler(RequestHandler):
     """aiohttp's protocol with a header-read timeout and problem+json rejections."""
 
-    __slots__ = ("_head_partial", "_head_timeout_s", "_head_timer", "_last_body", "_on_reject")
+    __slots__ = ("_budget", "_head_partial", "_head_timeout_s", "_head_timer", "_held", "_last_body",
+                 "_on_reject", "_write_seen", "_write_timeout_s", "_write_timer", "_writing")
 
     def __init__(self, manager: web.Server, *, head_timeout_s: float, on_reject: OnReject,
-                 **kwargs: Any) -> None:
+                 budget: Budget | None = None, write_timeout_s: float = 30.0, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
+        self._budget = budget
+        self._held = 0  # answer bytes this connection holds, as told to the budget
+        self._writing = False
+        self._write_timeout_s = write_timeout_s
+        self._write_timer: asyncio.TimerHandle | None = None
+        self._write_seen = 0  # the buffer's size when the timer was armed
         self._head_timeout_s = head_timeout_s
         self._head_timer: asyncio.TimerHandle | None = None
         # Some bytes of the awaited head have arrived (408), or none (close quietly).
@@ -134,6 +150,10 @@ class HubRequestHandler(RequestHandler):
     def connection_lost(self, exc: BaseException | None) -> None:
         self._cancel_head_timer()
         self._last_body = None
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+        self._hold(0)
         super().connection_lost(exc)
 
     def _fail_body(self, body: StreamReader) -> None:
@@ -178,6 +198,54 @@ class HubRequestHandler(RequestHandler):
             self._rejected(error, request_id, "HeaderTimeout")
         self.force_close()
 
+    # ---- write timeout and the answer-bytes budget ----------------------------
+
+    async def finish_response(self, request: BaseRequest, resp: web.StreamResponse,
+                              start_time: float | None) -> tuple[web.StreamResponse, bool]:
+        self._hold(resp.content_length or 0)
+        self._writing = True
+        try:
+            return await super().finish_response(request, resp, start_time)
+        finally:
+            self._writing = False
+            transport = self.transport
+            left = transport.get_write_buffer_size() if transport is not None else 0
+            self._hold(left)
+            if left:
+                self._watch_writes()
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        self._watch_writes()
+
+    def _hold(self, size: int) -> None:
+        if size != self._held and self._budget is not None:
+            self._budget.change(size - self._held)
+        self._held = size
+
+    def _watch_writes(self) -> None:
+        transport = self.transport
+        if self._write_timer is None and transport is not None:
+            self._write_seen = transport.get_write_buffer_size()
+            self._write_timer = self._loop.call_later(self._write_timeout_s, self._write_check)
+
+    def _write_check(self) -> None:
+        self._write_timer = None
+        transport = self.transport
+        if transport is None:
+            return
+        size = transport.get_write_buffer_size()
+        if not self._writing:
+            self._hold(size)
+        if size == 0:
+            return
+        if size < self._write_seen:  # the consumer reads, slowly: keep watching
+            self._watch_writes()
+            return
+        log.info("consumer_write_timeout", unreadBytes=size,
+                 writeTimeoutMs=round(self._write_timeout_s * 1000))
+        transport.abort()
+
     # ---- problem+json for the parser's rejections ---------------------------
 
     def handle_error(
@@ -210,7 +278,8 @@ class HubRequestHandler(RequestHandler):
 class HubServer(web.Server):
     """aiohttp's low-level server, making HubRequestHandlers."""
 
-    def __init__(self, base: web.Server, *, head_timeout_s: float, on_reject: OnReject) -> None:
+    def __init__(self, base: web.Server, *, head_timeout_s: float, on_reject: OnReject,
+                 budget: Budget | None = None, write_timeout_s: float = 30.0) -> None:
         super().__init__(
             base.request_handler,
             request_factory=base.request_factory,
@@ -220,10 +289,13 @@ class HubServer(web.Server):
         )
         self._head_timeout_s = head_timeout_s
         self._on_reject = on_reject
+        self._budget = budget
+        self._write_timeout_s = write_timeout_s
 
     def __call__(self) -> RequestHandler:
         return HubRequestHandler(self, loop=self._loop, head_timeout_s=self._head_timeout_s,
-                                 on_reject=self._on_reject, **self._kwargs)
+                                 on_reject=self._on_reject, budget=self._budget,
+                                 write_timeout_s=self._write_timeout_s, **self._kwargs)
 
 
 class HubRunner(web.AppRunner):
@@ -246,11 +318,12 @@ class HubRunner(web.AppRunner):
     async def _make_server(self) -> web.Server:
         base = await super()._make_server()
         hub = self.app.get(HUB)
-        on_reject: OnReject = _no_op
-        if hub is not None:
-            metrics = hub.metrics
+        if hub is None:
+            return HubServer(base, head_timeout_s=self._head_timeout_s, on_reject=_no_op)
+        metrics = hub.metrics
 
-            def on_reject(status: int, code: str) -> None:
-                metrics.observe_call("-", "", "", code, 0.0)
+        def on_reject(status: int, code: str) -> None:
+            metrics.observe_call("-", "", "", code, 0.0)
 
-        return HubServer(base, head_timeout_s=self._head_timeout_s, on_reject=on_reject)
+        return HubServer(base, head_timeout_s=self._head_timeout_s, on_reject=on_reject,
+                         budget=hub.budget, write_timeout_s=hub.config.server.write_timeout_ms / 1000)

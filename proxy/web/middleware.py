@@ -6,6 +6,7 @@ Handlers raise HubErrors and never build error responses themselves.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -24,10 +25,12 @@ from ..errors import (
     NotFound,
     PayloadTooLarge,
     RequestTimeout,
+    ShuttingDown,
 )
 from ..observe.logs import get_logger
 from ..observe.metrics import Metrics
 from ..types import CallRecord
+from .state import InFlight
 
 access_log = get_logger("apihub.access")
 error_log = get_logger("apihub.error")
@@ -100,7 +103,9 @@ def _from_http_exception(exc: web.HTTPException) -> HubError:
     return InternalError(exc.reason or "error")
 
 
-def make_middleware(metrics: Metrics) -> Any:
+def make_middleware(metrics: Metrics, calls: InFlight | None = None) -> Any:
+    """`calls`: where the tasks of calls in flight are kept for a shutdown to cut."""
+
     @web.middleware
     async def hub_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         started = time.perf_counter()
@@ -110,9 +115,19 @@ def make_middleware(metrics: Metrics) -> Any:
             record.route = resource
         request[RECORD] = record
         metrics.in_flight.inc()
+        task = asyncio.current_task() if calls is not None else None
+        if task is not None and calls is not None:
+            calls.tasks.add(task)
         try:
             response = await handler(request)
             code = "ok"
+        except asyncio.CancelledError:
+            if task is None or calls is None or not calls.cutting:
+                raise  # aiohttp's own cancellations, or a task being torn down
+            task.uncancel()  # answered here: the task goes on to send it
+            error: HubError = ShuttingDown("the hub is shutting down and this call did not finish within "
+                                           "the shutdown grace period")
+            response, code = problem_response(error, record.request_id), error.code
         except HubError as exc:
             response, code = problem_response(exc, record.request_id), exc.code
         except web.HTTPException as exc:
@@ -124,6 +139,8 @@ def make_middleware(metrics: Metrics) -> Any:
             response, code = problem_response(error, record.request_id), error.code
         finally:
             metrics.in_flight.dec()
+            if task is not None and calls is not None:
+                calls.tasks.discard(task)
         response.headers["X-Request-Id"] = record.request_id
         elapsed = time.perf_counter() - started
         metrics.observe_call(record.route, record.action, record.provider, code, elapsed)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from ..catalogue import Catalogue, SchemaCompiler, load_catalogue
-from ..config import Config
+from ..config import Config, LimitsConfig
 from ..errors import CatalogueError, Problem
 from ..observe.conformance import Conformance
 from ..observe.logs import get_logger
@@ -23,6 +23,7 @@ from ..observe.metrics import Metrics
 from ..registry import Registry
 from ..upstream import Guards
 from . import heap
+from .budget import Budget
 
 log = get_logger("apihub.reload")
 
@@ -53,6 +54,26 @@ def load_snapshot(config: Config, *, generation: int, compiler: SchemaCompiler, 
     return Snapshot(catalogue, registry)
 
 
+class InFlight:
+    """The tasks handling calls right now (the middleware adds and removes
+    them), so a shutdown can cut those still running when its grace ends:
+    each is cancelled with `cutting` set, and the middleware answers it 503
+    `shutting_down` instead of letting the cancellation through."""
+
+    __slots__ = ("cutting", "tasks")
+
+    def __init__(self) -> None:
+        self.tasks: set[asyncio.Task[object]] = set()
+        self.cutting = False
+
+    def cut(self) -> int:
+        self.cutting = True
+        tasks = list(self.tasks)
+        for task in tasks:
+            task.cancel()
+        return len(tasks)
+
+
 @dataclass(eq=False)
 class Hub:
     config: Config
@@ -64,6 +85,8 @@ class Hub:
     # Set by a serving process: keep the catalogue out of the GC's walks (heap.py).
     freeze_heap: bool = False
     last_reload_error: str | None = None
+    calls: InFlight = field(default_factory=InFlight)
+    budget: Budget = field(default_factory=lambda: Budget(LimitsConfig().max_buffered_bytes))
     instance: str = field(default_factory=lambda: f"{os.uname().nodename}:{os.getpid()}")
     _reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
