@@ -28,18 +28,20 @@ from typing import Any
 
 import fastjsonschema
 
+from ..observe.logs import get_logger
 from ..types import ValidationIssue
 from . import rs
 from .base import Compiled, SchemaError, Validator
 from .bundle import bundle, needs_bundling
 from .codecache import CodeCache
-from .drafts import DRAFT_07, Draft, check_schema, draft_of
+from .drafts import DRAFT_07, Draft, check_schema
 from .explain import explain, reference_explainer
 from .lower import LOWERED_DRAFTS
 
 # fastjsonschema picks its generator from `$schema`: its "2019" one is
 # draft-07's keywords with the 2019-09 formats, what a lowered schema needs.
 _LOWERED_DIALECT = "https://json-schema.org/draft/2019-09/schema"
+log = get_logger("apihub.catalogue")
 REFERENCE = "jsonschema"  # the engine of last resort, when jsonschema-rs is not installed
 
 
@@ -52,10 +54,9 @@ class FastEngine:
         self._assert_formats = assert_formats  # [catalogue] assert_formats (2019-09, 2020-12)
 
     def compile(self, schema: Any) -> Compiled:
-        if self._code_cache is not None:
-            cached = self._from_cache(schema, self._code_cache)
-            if cached is not None:
-                return cached
+        """Every check at once (a broken schema rejects the catalogue); the
+        code itself on first use (_LazyCode): most of a large catalogue's
+        load time was generating code for schemas a worker may never see."""
         draft = check_schema(schema)
         formats = self._assert_formats or draft.asserts_formats
         definition = schema
@@ -64,38 +65,8 @@ class FastEngine:
             if bundled.blockers:
                 return _fallback(schema, draft, formats, bundled.blockers[0])
             definition = bundled.schema
-        definition = _definition(definition, draft)
-        try:
-            source = fastjsonschema.compile_to_code(
-                copy.deepcopy(definition),  # fastjsonschema rewrites `$ref`s in place
-                handlers=_NO_REMOTE,
-                use_default=False,  # validation must never change what is forwarded
-                # Details only cost on failure; without them 2.22 cannot compile `const`.
-                detailed_exceptions=True,
-            )
-            code = compile(source, "<apihub schema>", "exec")
-            decide = _run(code)
-        except RecursionError:
-            raise SchemaError("", "too deeply nested to compile") from None
-        except SchemaError:
-            raise
-        except Exception as exc:  # fastjsonschema has crashed with KeyError and friends
-            raise SchemaError("", f"cannot be compiled: {type(exc).__name__}: {exc}") from None
-        if self._code_cache is not None:
-            self._code_cache.store(_cache_key(schema, formats), code)
-        return self._compiled(decide, schema, draft, formats)
-
-    def _from_cache(self, schema: Any, code_cache: CodeCache) -> Compiled | None:
-        """A schema that passed every check before: its stored code, no checks again."""
-        draft = draft_of(schema)
-        formats = self._assert_formats or draft.asserts_formats
-        code = code_cache.load(_cache_key(schema, formats))
-        if code is None:
-            return None
-        try:
-            decide = _run(code)
-        except Exception:  # a stale or damaged entry: compile afresh
-            return None
+        decide = _LazyCode(_definition(definition, draft), self._code_cache, _cache_key(schema, formats),
+                           lambda: _fallback(schema, draft, formats, ("", "this schema")).validate)
         return self._compiled(decide, schema, draft, formats)
 
     def _compiled(self, decide: Callable[[Any], Any], schema: Any, draft: Draft, formats: bool) -> Compiled:
@@ -103,6 +74,63 @@ class FastEngine:
         validate = _fast_validator(decide, reference_explainer(schema, draft, formats),
                                    rs.lazy_explainer(schema, draft.name, regexes))
         return Compiled(validate, draft.name, self.name)
+
+
+class _LazyCode:
+    """fastjsonschema's code for one schema, generated on the first call (or
+    loaded from the code cache). Should fastjsonschema fail to compile a
+    schema that passed every check, the other engine validates it instead,
+    and the log says so: the verdict stays right."""
+
+    __slots__ = ("_definition", "_cache", "_key", "_fallback", "_decide")
+
+    def __init__(self, definition: Any, cache: CodeCache | None, key: Any,
+                 fallback: Callable[[], Validator]) -> None:
+        self._definition = definition
+        self._cache = cache
+        self._key = key
+        self._fallback = fallback
+        self._decide: Callable[[Any], Any] | None = None
+
+    def __call__(self, instance: Any) -> Any:
+        decide = self._decide
+        if decide is None:
+            decide = self._decide = self._build()
+        return decide(instance)
+
+    def _build(self) -> Callable[[Any], Any]:
+        if self._cache is not None:
+            code = self._cache.load(self._key)
+            if code is not None:
+                try:
+                    return _run(code)
+                except Exception:  # noqa: BLE001 - a stale or damaged entry: compile afresh
+                    pass
+        try:
+            source = fastjsonschema.compile_to_code(
+                copy.deepcopy(self._definition),  # fastjsonschema rewrites `$ref`s in place
+                handlers=_NO_REMOTE,
+                use_default=False,  # validation must never change what is forwarded
+                # Details only cost on failure; without them 2.22 cannot compile `const`.
+                detailed_exceptions=True,
+            )
+            code = compile(source, "<apihub schema>", "exec")
+            decide = _run(code)
+        except Exception as exc:  # noqa: BLE001 - fastjsonschema has crashed with KeyError, RecursionError...
+            log.warning("schema_compile_fell_back", reason=f"{type(exc).__name__}: {str(exc)[:200]}")
+            return _deciding(self._fallback())
+        if self._cache is not None:
+            self._cache.store(self._key, code)
+        return decide
+
+
+def _deciding(validate: Validator) -> Callable[[Any], None]:
+    """Another engine's validator in fastjsonschema's shape: raise when invalid."""
+    def decide(instance: Any) -> None:
+        if validate(instance):
+            raise fastjsonschema.JsonSchemaException("does not follow the schema")
+
+    return decide
 
 
 def _fallback(schema: Any, draft: Draft, formats: bool, blocker: tuple[str, str]) -> Compiled:

@@ -26,15 +26,17 @@ def entries(folder: Path) -> list[Path]:
     return sorted(folder.rglob("*.code"))
 
 
-def test_second_compile_comes_from_disk_without_the_checks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_second_compile_comes_from_disk_without_generating(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     cache = CodeCache(tmp_path)
     first, draft = compile_schema(SCHEMA, code_cache=cache)
+    assert entries(tmp_path) == []  # code is made on first use
+    first({"n": 1})
     assert draft == "draft-07" and len(entries(tmp_path)) == 1
 
-    def no_checks(schema: Any) -> Any:
-        raise AssertionError("a cached schema is not checked again")
+    def no_generation(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a cached schema's code is not generated again")
 
-    monkeypatch.setattr(fast, "check_schema", no_checks)
+    monkeypatch.setattr(fast.fastjsonschema, "compile_to_code", no_generation)
     again, draft = compile_schema(SCHEMA, code_cache=CodeCache(tmp_path))
     assert draft == "draft-07"
     for instance in ({"n": 2}, {"n": 0, "at": "yesterday"}, {}, [1]):
@@ -43,7 +45,8 @@ def test_second_compile_comes_from_disk_without_the_checks(tmp_path: Path, monke
 
 
 def test_damaged_entry_is_a_miss(tmp_path: Path) -> None:
-    compile_schema(SCHEMA, code_cache=CodeCache(tmp_path))
+    validate, _ = compile_schema(SCHEMA, code_cache=CodeCache(tmp_path))
+    validate({"n": 1})
     [entry] = entries(tmp_path)
     entry.write_bytes(b"not marshal data")
     validate, _ = compile_schema(SCHEMA, code_cache=CodeCache(tmp_path))
