@@ -21,7 +21,7 @@ from ..observe.logs import get_logger
 from ..web import budget, heap
 from ..web.app import create_app
 from ..web.httpserver import HubRunner
-from ..web.state import HUB
+from ..web.state import HUB, Loaded
 from .exits import EXIT_OK, startup_failure
 from .limits import raise_fd_limit
 
@@ -42,11 +42,12 @@ def use_uvloop() -> bool:
     return True
 
 
-def run_worker(config: Config, *, sock: socket.socket | None = None) -> int:
-    """Serve until SIGTERM/SIGINT. Returns the process exit code."""
+def run_worker(config: Config, *, sock: socket.socket | None = None, loaded: Loaded | None = None) -> int:
+    """Serve until SIGTERM/SIGINT (with the catalogue `loaded` before a fork,
+    if given). Returns the process exit code."""
     raise_fd_limit()
     try:
-        app = create_app(config)
+        app = create_app(config, loaded=loaded)
     except (ConfigError, CatalogueError) as exc:
         return startup_failure(exc)
     app[HUB].freeze_heap = True

@@ -2,9 +2,11 @@
 
 The main process checks the config and the catalogue once (a broken
 catalogue stops start-up with the file and reason, before any fork), then
-forks N workers. Each worker is a whole hub (`server.run_worker`): it loads
-the catalogue itself and binds the port with SO_REUSEPORT, so the kernel
-spreads new connections across the workers.
+forks N workers. Each worker is a whole hub (`serve.run_worker`) started on
+the catalogue the main process loaded (shared copy-on-write: loaded once,
+not N times); it binds the port with SO_REUSEPORT, so the kernel spreads new
+connections across the workers. A replacement for a dead worker loads the
+catalogue itself, since workers may have reloaded it since.
 
 The main process serves nothing. It waits for signals and forwards them:
 
@@ -40,13 +42,12 @@ from dataclasses import dataclass, field
 
 from prometheus_client import multiprocess
 
-from ..catalogue import compiler_for
 from ..config import Config, ConfigError
 from ..errors import CatalogueError
 from ..observe.logs import get_logger
 from ..observe.metrics import MULTIPROC_ENV, use_shared_values
 from ..registry import open_registry
-from ..web.state import load_snapshot
+from ..web.state import Loaded, load
 from .exits import EXIT_STARTUP, startup_failure
 from .serve import run_worker
 
@@ -88,6 +89,8 @@ class Supervisor:
     config: Config
     count: int
     slots: list[_Slot] = field(default_factory=list)
+    # The catalogue loaded before the first forks; dropped once they are made.
+    loaded: Loaded | None = None
     stopping: bool = False
     stop_deadline: float = 0.0
     killed: bool = False
@@ -117,7 +120,7 @@ class Supervisor:
                 _drain_when_orphaned(parent)
                 use_shared_values()
 
-                code = run_worker(config)
+                code = run_worker(config, loaded=self.loaded)
             except BaseException:  # noqa: BLE001 - a worker must never return into the supervisor
                 log.exception("worker_crashed", slot=slot.index)
             finally:
@@ -168,6 +171,7 @@ class Supervisor:
         try:
             for slot in self.slots:
                 self.spawn(slot)
+            self.loaded = None  # replacements load afresh: workers may have reloaded since
             log.info("supervising", workers=self.count, pid=os.getpid())
             return self._loop()
         finally:
@@ -247,9 +251,8 @@ def run(config: Config) -> int:
 def supervise(config: Config) -> int:
     """Check the catalogue once, then run `worker_count` workers until SIGTERM."""
     try:
-        # reread reads the app files (file backend); nothing connects to Redis yet.
-        load_snapshot(config, generation=1, compiler=compiler_for(config.catalogue),
-                      registry=open_registry(config), reread=True)
+        # Reads the app files (file backend); nothing connects to Redis before the fork.
+        loaded = load(config, open_registry(config))
     except (ConfigError, CatalogueError) as exc:
         return startup_failure(exc)
     port_problem = port_available(config)
@@ -257,7 +260,7 @@ def supervise(config: Config) -> int:
         print(f"apihub: {port_problem}", file=sys.stderr)
         return EXIT_STARTUP
     with shared_metrics_dir():
-        return Supervisor(config, worker_count(config.server.workers)).run()
+        return Supervisor(config, worker_count(config.server.workers), loaded=loaded).run()
 
 
 @contextlib.contextmanager

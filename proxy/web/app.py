@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator, Mapping
 
 from aiohttp import web
 
-from ..catalogue import compiler_for
 from ..config import Config
 from ..observe.calls import CallObservers
 from ..observe.conformance import Conformance
@@ -21,7 +20,7 @@ from . import openapi, pages
 from .budget import Budget
 from .handlers import RELAY, call_handler, discover_handler, fanout_handler, healthz, metrics_handler
 from .middleware import add_routes, make_middleware
-from .state import HUB, Hub, load_snapshot
+from .state import HUB, Hub, Loaded, load
 
 log = get_logger("apihub.app")
 
@@ -31,16 +30,17 @@ def create_app(
     *,
     registry: Registry | None = None,
     environ: Mapping[str, str] | None = None,
+    loaded: Loaded | None = None,
 ) -> web.Application:
     """Load the catalogue (raising CatalogueError, or ConfigError for a name
-    no seam knows) and wire the app. `registry` defaults to the one the config
-    names; it is started and closed with the app."""
+    no seam knows) unless it is `loaded` already, and wire the app.
+    `registry` defaults to the one the config names; it is started and
+    closed with the app."""
     check_client(config.upstream.client)
     metrics = Metrics()
-    compiler = compiler_for(config.catalogue)
-    if registry is None:
-        registry = open_registry(config, environ)
-    snapshot = load_snapshot(config, generation=1, compiler=compiler, registry=registry, reread=True)
+    if loaded is None:
+        loaded = load(config, registry or open_registry(config, environ))
+    snapshot, compiler = loaded.snapshot, loaded.compiler
 
     def breaker_changed(provider: str, old: BreakerState, new: BreakerState) -> None:
         metrics.breaker_changed(provider, new)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from ..catalogue import Catalogue, SchemaCompiler, load_catalogue
+from ..catalogue import Catalogue, SchemaCompiler, compiler_for, load_catalogue
 from ..config import Config, LimitsConfig
 from ..errors import CatalogueError, Problem
 from ..observe.conformance import Conformance
@@ -72,6 +72,22 @@ class InFlight:
         for task in tasks:
             task.cancel()
         return len(tasks)
+
+
+@dataclass(frozen=True, slots=True)
+class Loaded:
+    """A catalogue and registry loaded before the app exists: by the
+    supervisor once before it forks its workers, so N workers do not load
+    and check the catalogue N times (they share its pages until written)."""
+
+    snapshot: Snapshot
+    compiler: SchemaCompiler
+
+
+def load(config: Config, registry: Registry) -> Loaded:
+    """The first load (generation 1). Raises CatalogueError with every problem found."""
+    compiler = compiler_for(config.catalogue)
+    return Loaded(load_snapshot(config, generation=1, compiler=compiler, registry=registry, reread=True), compiler)
 
 
 @dataclass(eq=False)
