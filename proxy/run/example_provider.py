@@ -54,9 +54,9 @@ def verify_signature(header: str | None, body: bytes, secret: str, now: float | 
 
 
 # The hub lets through everything the action's schema accepts, so the handlers
-# must too: integers may arrive as 203.0 (an integer by JSON Schema), a `date`
-# only has to match the format's pattern (2026-02-30, year 0000), and a
-# range may span millennia.
+# must too: integers may arrive as 203.0 (an integer by JSON Schema), a range
+# may span millennia, and a `date` is not checked at all where `format` is an
+# annotation (2019-09 and later schemas without [catalogue] assert_formats).
 MAX_RANGE_DAYS = 366
 _DATE = re.compile(r"(\d+)-(\d+)-(\d+)")
 
