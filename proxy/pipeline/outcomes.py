@@ -70,7 +70,7 @@ OUTCOMES: dict[str, Outcomes] = {
     # A provider's failure is its entry in the 200's results, never the call's status.
     "fanout": (*_IDENTIFY, UnsupportedVersion, RateLimited, *_BODY, InvalidRequest, *_HUB, *_ROUTE, *HTTP),
     "discover": (*_IDENTIFY, UnsupportedVersion, RateLimited, *_HUB, *_ROUTE, *HTTP),
-    "openapi": HTTP,
+    "openapi": (InvalidParameter, UnsupportedVersion, *HTTP),  # ?version=N
     "healthz": HTTP,
 }
 

@@ -8,10 +8,10 @@ Used by `make run`, the README, the tests and the benchmarks.
 
 from __future__ import annotations
 
+import calendar as calendar_days
 import hashlib
 import hmac
 import os
-import calendar as calendar_days
 import random
 import re
 import time
@@ -84,8 +84,7 @@ def _range(data: dict[str, Any]) -> tuple[date, date]:
     start = _day(data["from"])
     end = _day(data["to"])
     # Bounded work per call; and no date arithmetic past year 9999.
-    if start > date.max - timedelta(days=MAX_RANGE_DAYS + 1):
-        start = date.max - timedelta(days=MAX_RANGE_DAYS + 1)
+    start = min(start, date.max - timedelta(days=MAX_RANGE_DAYS + 1))
     return start, min(end, start + timedelta(days=MAX_RANGE_DAYS))
 
 

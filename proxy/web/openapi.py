@@ -221,15 +221,20 @@ class ActionDoc:
             text += "."
         return text + ("\n\n" + "\n".join(self.notes) if self.notes else "")
 
-    def version_parameter(self) -> list[dict[str, Any]]:
-        """Exact for what the hub accepts: any other version of a single-version action
-        is refused; of a multi-version action it is another document's call."""
+    def parameters(self) -> list[dict[str, Any]]:
+        """The call's and the fan-out's, but the provider. `version` is exact for what
+        the hub accepts: any other version of a single-version action is refused;
+        of a multi-version action it is another document's call."""
         several = len(self.action.versions) > 1
-        if several and not self.pinned:
-            return []
-        return [{"name": "version", "in": "query", "required": several,
-                 "description": "The action's version.",
-                 "schema": {"type": "integer", "enum": [self.shown]}}]
+        version = [] if several and not self.pinned else [{
+            "name": "version", "in": "query", "required": several, "description": "The action's version.",
+            "schema": {"type": "integer", "enum": [self.shown]}}]
+        return [*version, {"$ref": "#/components/parameters/timeout"},
+                {"$ref": "#/components/parameters/communityId"},
+                {"$ref": "#/components/parameters/requestId"}]
+
+    def request_body(self) -> dict[str, Any]:
+        return {"required": True, "content": {"application/json": {"schema": self.request}}}
 
 
 def call_operation(doc: ActionDoc, responses: dict[str, Any]) -> dict[str, Any]:
@@ -242,12 +247,9 @@ def call_operation(doc: ActionDoc, responses: dict[str, Any]) -> dict[str, Any]:
             {"name": "provider", "in": "path", "required": True,
              "description": "The providing app's id (see the discover endpoint).",
              "schema": {"type": "string", "minLength": 1}},
-            *doc.version_parameter(),
-            {"$ref": "#/components/parameters/timeout"},
-            {"$ref": "#/components/parameters/communityId"},
-            {"$ref": "#/components/parameters/requestId"},
+            *doc.parameters(),
         ],
-        "requestBody": {"required": True, "content": {"application/json": {"schema": doc.request}}},
+        "requestBody": doc.request_body(),
         "responses": {
             "200": {
                 "description": "The provider's answer, checked against the response schema, relayed byte for byte."
@@ -287,13 +289,8 @@ def fanout_operation(doc: ActionDoc, responses: dict[str, Any]) -> dict[str, Any
             "would get alone). The body is checked once per version chosen: 400 only when it fits "
             "none of them. " + doc.description()
         ),
-        "parameters": [
-            *doc.version_parameter(),
-            {"$ref": "#/components/parameters/timeout"},
-            {"$ref": "#/components/parameters/communityId"},
-            {"$ref": "#/components/parameters/requestId"},
-        ],
-        "requestBody": {"required": True, "content": {"application/json": {"schema": doc.request}}},
+        "parameters": doc.parameters(),
+        "requestBody": doc.request_body(),
         "responses": {
             "200": {
                 "description": "One result per provider.",

@@ -307,8 +307,15 @@ def test_to_2020_12_rebases_every_local_ref() -> None:
 
 
 def test_shipped_catalogue_exports_and_the_openapi_action_round_trips() -> None:
-    doc = build_document(load_catalogue(ROOT / "catalogue"))
+    catalogue = load_catalogue(ROOT / "catalogue")
+    doc = build_document(catalogue)
     validate(doc)
+    assert "/v1/services/call/@layers:Attendance:getAbsences" in doc["paths"]  # fan-out
+    older = build_document(catalogue, 1)
+    validate(older)
+    calendar = older["paths"]["/v1/services/call/@layers:Calendar:getRelated/{provider}"]["post"]
+    assert {"name": "version", "required": True} | {"in": "query"} == {
+        k: v for k, v in calendar["parameters"][1].items() if k in ("name", "required", "in")}
     path = "/v1/services/call/@layers:Attendance:getAbsences/{provider}"
     body = validator(doc, body_pointer(path))
     assert body.is_valid({"data": {"studentId": "s-1042", "from": "2026-03-01", "to": "2026-03-31"}})
