@@ -261,6 +261,7 @@ def call_operation(doc: ActionDoc, responses: dict[str, Any]) -> dict[str, Any]:
         },
         "x-apihub-action": doc.action.name,
         "x-apihub-versions": sorted(doc.action.versions),
+        "x-apihub-version": doc.shown,
     }
     if doc.action.idempotent:
         operation["x-idempotent"] = True
@@ -305,6 +306,8 @@ def fanout_operation(doc: ActionDoc, responses: dict[str, Any]) -> dict[str, Any
         },
         "x-apihub-action": doc.action.name,
         "x-apihub-versions": sorted(doc.action.versions),
+        "x-apihub-version": doc.shown,
+        "x-apihub-fanout": True,
     }
 
 
