@@ -253,7 +253,8 @@ def call_operation(doc: ActionDoc, responses: dict[str, Any]) -> dict[str, Any]:
         "responses": {
             "200": {
                 "description": "The provider's answer, checked against the response schema, relayed byte for byte."
-                               + ("" if doc.action.versions[doc.shown].answer_described else " " + UNDESCRIBED),
+                               + ("" if doc.action.versions[doc.shown].answer_described
+                                  else f" Not described for version(s) {doc.shown}: " + UNDESCRIBED),
                 "headers": {"X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"}},
                 "content": {"application/json": {"schema": doc.answers[doc.shown]}},
             },
