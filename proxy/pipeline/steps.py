@@ -4,6 +4,9 @@ that decides which error wins when several things are wrong
 
 auth → community → action → consumer may call it → provider → version →
 parameters → media type → size → JSON → request schema → the provider's side.
+
+outcomes.py lists, in this order, every error each endpoint can answer; the
+published OpenAPI document is generated from it.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from ..validation import engine_for
 from . import apps_cli, example_provider
 from .check import check
 from .exits import EXIT_USAGE
-from .serve import run_worker
+from .serve import handle_stop_signals, run_worker
 from .supervisor import run
 
 DEFAULT_CONFIG = "config.toml"
@@ -70,6 +70,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """`make run`: the example provider in a child process, the hub in this one."""
     config = _config(args.config)
     configure_logging(config.log)
+    handle_stop_signals()  # before the child starts: Ctrl-C also reaches it, by default
     provider = subprocess.Popen(
         [sys.executable, "-m", "proxy", "example-provider", "--port", str(args.provider_port)],
         env=os.environ.copy(),

@@ -8,13 +8,16 @@ Used by `make run`, the README, the tests and the benchmarks.
 
 from __future__ import annotations
 
+import calendar as calendar_days
 import hashlib
 import hmac
 import os
 import random
+import re
 import time
 from datetime import date, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from aiohttp import web
@@ -48,6 +51,41 @@ def verify_signature(header: str | None, body: bytes, secret: str, now: float | 
         return False  # a replay, or a clock far off
     expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected, given)
+
+
+# The hub lets through everything the action's schema accepts, so the handlers
+# must too: integers may arrive as 203.0 (an integer by JSON Schema), a range
+# may span millennia, and a `date` is not checked at all where `format` is an
+# annotation (2019-09 and later schemas without [catalogue] assert_formats).
+MAX_RANGE_DAYS = 366
+_DATE = re.compile(r"(\d+)-(\d+)-(\d+)")
+
+
+def _int(value: Any, default: int) -> int:
+    return default if value is None else int(value)
+
+
+def _day(text: str) -> date:
+    """A `format: date` string as a real date, out-of-range fields clamped."""
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        pass
+    match = _DATE.fullmatch(text.strip())
+    if match is None:
+        return date.min
+    year, month, day = (int(part) for part in match.groups())
+    year = min(max(year, 1), 9999)
+    month = min(max(month, 1), 12)
+    return date(year, month, min(max(day, 1), calendar_days.monthrange(year, month)[1]))
+
+
+def _range(data: dict[str, Any]) -> tuple[date, date]:
+    start = _day(data["from"])
+    end = _day(data["to"])
+    # Bounded work per call; and no date arithmetic past year 9999.
+    start = min(start, date.max - timedelta(days=MAX_RANGE_DAYS + 1))
+    return start, min(end, start + timedelta(days=MAX_RANGE_DAYS))
 
 
 def _rng(*parts: Any) -> random.Random:
@@ -88,15 +126,16 @@ def calendar_events(entity_id: str, start: date, end: date, limit: int, kinds: l
 async def calendar(request: web.Request, body: dict[str, Any]) -> dict[str, Any]:
     data = body["data"]
     version = body["context"]["version"]
-    start = date.fromisoformat(data["from"])
-    end = date.fromisoformat(data["to"])
-    limit = data.get("limit", 100)
+    start, end = _range(data)
+    limit = _int(data.get("limit"), 100)
     if version == 1:
         events = calendar_events(data["entity"]["id"], start, end, limit)
         for event in events:
             event["category"] = event.pop("kind")
         return {"data": {"events": events}}
-    offset = int(data.get("cursor") or 0)
+    cursor = data.get("cursor") or "0"
+    # A cursor this provider did not hand out starts from the beginning.
+    offset = int(cursor) if cursor.isascii() and cursor.isdigit() and len(cursor) < 7 else 0
     events = calendar_events(data["entity"]["id"], start, end, offset + limit + 1, data.get("kinds"))
     page = events[offset:offset + limit]
     more = len(events) > offset + limit
@@ -108,7 +147,7 @@ async def grades(request: web.Request, body: dict[str, Any]) -> dict[str, Any]:
     data = body["data"]
     student = data["studentId"]
     rng = _rng("grades", student, data["schoolYear"])
-    terms = [data["term"]] if "term" in data else [1, 2, 3]
+    terms = [int(data["term"])] if "term" in data else [1, 2, 3]
     rows: list[dict[str, Any]] = []
     for term in terms:
         for code, name in SUBJECTS:
@@ -148,9 +187,10 @@ async def payables(request: web.Request, body: dict[str, Any]) -> dict[str, Any]
             "paidAt": f"2026-{month:02d}-0{rng.randint(1, 9)}T12:00:00Z" if status == "paid" else None,
         }
         if status != "paid":
-            item["paymentUrl"] = f"https://pay.example.org/b/{item['id']}"
+            # The guardian id is any string: the URL (format: uri) carries it percent-encoded.
+            item["paymentUrl"] = f"https://pay.example.org/b/{quote(item['id'], safe='')}"
         items.append(item)
-    items = items[: data.get("limit", 50)]
+    items = items[: _int(data.get("limit"), 50)]
     return {"data": {"payables": items, "total": sum(i["amount"]["value"] for i in items)}}
 
 
@@ -162,8 +202,7 @@ async def absences(request: web.Request, body: dict[str, Any]) -> dict[str, Any]
     """@layers:Attendance:getAbsences (catalogue/openapi/attendance.yaml)."""
     data = body["data"]
     student = data["studentId"]
-    start = date.fromisoformat(data["from"])
-    end = min(date.fromisoformat(data["to"]), start + timedelta(days=366))
+    start, end = _range(data)
     include_justified = data.get("includeJustified", True)
     rng = _rng("attendance", student, start.isoformat(), end.isoformat())
     rows: list[dict[str, Any]] = []

@@ -33,6 +33,20 @@ log = get_logger("apihub.server")
 CUT_MARGIN_S = 0.5
 
 
+def _stop(signum: int, frame: object) -> None:
+    raise SystemExit(EXIT_OK)
+
+
+def handle_stop_signals() -> None:
+    """SIGINT and SIGTERM stop this process however it was started. A shell
+    script's `apihub demo &` starts it with SIGINT ignored (SIG_IGN is
+    inherited, and Python then installs no KeyboardInterrupt), so set both
+    explicitly: until the event loop takes them over, either one exits
+    cleanly (`finally` blocks run)."""
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+
+
 def use_uvloop() -> bool:
     try:
         import uvloop
@@ -45,6 +59,7 @@ def use_uvloop() -> bool:
 def run_worker(config: Config, *, sock: socket.socket | None = None, loaded: Loaded | None = None) -> int:
     """Serve until SIGTERM/SIGINT (with the catalogue `loaded` before a fork,
     if given). Returns the process exit code."""
+    handle_stop_signals()
     raise_fd_limit()
     try:
         app = create_app(config, loaded=loaded)

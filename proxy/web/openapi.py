@@ -1,14 +1,18 @@
 """`GET /v1/openapi.json`: the hub's callable surface as an OpenAPI 3.1 document,
 generated from the loaded catalogue.
 
-One path per action, ``/v1/services/call/{action}/{provider}`` with the
-provider as a path parameter and ``version``/``timeout`` as query parameters;
-its request body is the action's request schema minus the hub-owned
+Per action, ``POST /v1/services/call/{action}/{provider}`` (the provider as
+a path parameter) and its fan-out ``POST /v1/services/call/{action}``; the
+request body is the request schema of ONE version minus the hub-owned
 ``context`` and ``secret`` (removed where that is clean: top-level
 ``properties``/``required``, or inside ``allOf`` members, inline or behind a
-local ``$ref``), its 200 answer the response schema; several versions are
-``anyOf`` their schemas. Then the discover endpoint, the bearer security
-scheme, the community header, and every error as problem+json.
+local ``$ref``), the 200 its response schema. The plain document shows each
+action at its newest version (what a call without ``?version=`` gets);
+``?version=N`` gives the document of the actions at version N, with
+``version`` required: a body is never "valid" for a version that would
+refuse it (docs/openapi.md, "Versions"). Then the discover endpoint, the
+bearer security scheme, the community header, and every error each endpoint
+can answer (pipeline/outcomes.py) as problem+json.
 
 Schemas are converted to JSON Schema 2020-12 (OpenAPI 3.1's dialect): each
 action version's request and response schema becomes one component,
@@ -34,6 +38,7 @@ import hashlib
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote
 
@@ -42,36 +47,15 @@ from aiohttp import web
 
 from .. import __version__
 from ..catalogue import Action, Catalogue
+from ..errors import UnsupportedVersion
+from ..pipeline.outcomes import by_status
+from ..pipeline.steps import positive_int
 from ..validation.bundle import bundle, needs_bundling
 from ..validation.drafts import draft_of
 from .state import HUB
 
 HUB_OWNED = ("context", "secret")
 _PATH_SAFE = "@:!$&'()*+,;=-._~"  # RFC 3986 pchar, minus percent-encoding
-
-# Problem codes by status (docs/contract.md, "Errors").
-CALL_ERRORS: dict[int, tuple[str, ...]] = {
-    400: ("invalid_json", "invalid_parameter", "invalid_request"),
-    401: ("unauthenticated",),
-    403: ("forbidden",),
-    404: ("unknown_action", "unsupported_version", "unknown_provider"),
-    408: ("request_timeout",),
-    413: ("payload_too_large",),
-    415: ("unsupported_media_type",),
-    502: ("provider_unreachable", "provider_error", "invalid_provider_response"),
-    503: ("provider_overloaded", "registry_unavailable"),
-    504: ("provider_timeout",),
-}
-DISCOVER_ERRORS: dict[int, tuple[str, ...]] = {
-    400: ("invalid_parameter",),
-    401: ("unauthenticated",),
-    403: ("forbidden",),
-    404: ("unknown_action",),
-    503: ("registry_unavailable",),
-}
-_STATUS_TEXT = {400: "Bad request", 401: "Unauthenticated", 403: "Forbidden", 404: "Not found",
-                408: "Request timeout", 413: "Payload too large", 415: "Unsupported media type",
-                502: "Bad gateway", 503: "Service unavailable", 504: "Gateway timeout"}
 
 
 # ---- the route ---------------------------------------------------------------------------
@@ -85,12 +69,12 @@ class _Rendered:
 
 
 class OpenApiCache:
-    """The document of the catalogue in use, built once per generation."""
+    """The documents of the catalogue in use (one per `?version=`), built once per generation."""
 
     __slots__ = ("rendered",)
 
     def __init__(self) -> None:
-        self.rendered: _Rendered | None = None
+        self.rendered: dict[int | None, _Rendered] = {}
 
 
 OPENAPI_CACHE = web.AppKey("openapi_cache", OpenApiCache)
@@ -98,56 +82,68 @@ OPENAPI_CACHE = web.AppKey("openapi_cache", OpenApiCache)
 
 async def openapi_json(request: web.Request) -> web.StreamResponse:
     catalogue = request.app[HUB].catalogue
+    version = positive_int("version", request.query.get("version"))
+    if version is not None and not any(version in a.versions for a in catalogue.actions.values()):
+        raise UnsupportedVersion(f"no action of the catalogue has a version {version}")
     cache = request.app[OPENAPI_CACHE]
-    rendered = cache.rendered
+    rendered = cache.rendered.get(version)
     if rendered is None or (rendered.generation, rendered.loaded_at) != (catalogue.generation,
                                                                          catalogue.loaded_at):
-        rendered = cache.rendered = await asyncio.to_thread(render, catalogue)
+        if rendered is not None:
+            cache.rendered.clear()  # another generation: every version's document is stale
+        rendered = cache.rendered[version] = await asyncio.to_thread(render, catalogue, version)
     headers = {"ETag": rendered.etag, "Cache-Control": "no-cache"}
     if rendered.etag in request.headers.get("If-None-Match", ""):
         return web.Response(status=304, headers=headers)
     return web.Response(body=rendered.body, content_type="application/json", headers=headers)
 
 
-def render(catalogue: Catalogue) -> _Rendered:
-    body = orjson.dumps(build_document(catalogue), option=orjson.OPT_INDENT_2)
+def render(catalogue: Catalogue, version: int | None = None) -> _Rendered:
+    body = orjson.dumps(build_document(catalogue, version), option=orjson.OPT_INDENT_2)
     etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
     return _Rendered(catalogue.generation, catalogue.loaded_at, body, etag)
 
 
 # ---- the document ------------------------------------------------------------------------
 
-def build_document(catalogue: Catalogue) -> dict[str, Any]:
+def build_document(catalogue: Catalogue, version: int | None = None) -> dict[str, Any]:
+    """The document of every action at its newest version (`version` None: what a
+    call without `?version=` gets from a provider serving it), or of the actions
+    that have `version`, pinned to it (docs/openapi.md, "Versions")."""
     schemas: dict[str, Any] = {
         "Problem": PROBLEM_SCHEMA,
         "ValidationIssue": ISSUE_SCHEMA,
         "Provider": PROVIDER_SCHEMA,
+        "ProviderRef": PROVIDER_REF_SCHEMA,
     }
     responses: dict[str, Any] = {}
     paths: dict[str, Any] = {}
     names: set[str] = set(schemas)
-    for action in sorted(catalogue.actions.values(), key=lambda a: a.name):
-        namespace = _unique(_slug(action.name), names)
-        paths[f"/v1/services/call/{quote(action.name, safe=_PATH_SAFE)}/{{provider}}"] = {
-            "post": call_operation(action, namespace, schemas, responses),
-        }
+    actions = sorted((a for a in catalogue.actions.values() if version is None or version in a.versions),
+                     key=lambda a: a.name)
+    for action in actions:
+        shown = ActionDoc.of(action, version, _unique(_slug(action.name), names), schemas)
+        base = f"/v1/services/call/{quote(action.name, safe=_PATH_SAFE)}"
+        paths[base + "/{provider}"] = {"post": call_operation(shown, responses)}
+        paths[base] = {"post": fanout_operation(shown, responses)}
     paths["/v1/services/discover/{action}"] = {"get": discover_operation(catalogue, responses)}
+    pinned = "" if version is None else f" This document describes version {version} of each action that has it."
     return {
         "openapi": "3.1.0",
         "info": {
-            "title": "apihub",
+            "title": "apihub" if version is None else f"apihub (actions at version {version})",
             "version": __version__,
             "description": (
                 "The actions this hub relays, generated from its catalogue "
                 f"(generation {catalogue.generation}, loaded {catalogue.loaded_at or 'now'}). "
                 "Each call is checked against the action's protocol on the way to the provider "
                 "and on the way back; the hub adds `context` and `secret` to the body the provider "
-                "receives, so they are not part of the request bodies described here."
+                "receives, so they are not part of the request bodies described here." + pinned
             ),
         },
         "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
         "security": [{"bearerAuth": []}],
-        "tags": [{"name": tag} for tag in sorted({_tag(a.name) for a in catalogue.actions.values()})]
+        "tags": [{"name": tag} for tag in sorted({_tag(a.name) for a in actions})]
                 + [{"name": "discovery", "description": "Which providers serve an action"}],
         "paths": paths,
         "components": {
@@ -163,76 +159,157 @@ def build_document(catalogue: Catalogue) -> dict[str, Any]:
     }
 
 
-def call_operation(action: Action, namespace: str, schemas: dict[str, Any],
-                   responses: dict[str, Any]) -> dict[str, Any]:
-    request_refs: list[dict[str, Any]] = []
-    response_refs: list[dict[str, Any]] = []
-    notes = []
-    undescribed = [number for number, version in sorted(action.versions.items()) if not version.answer_described]
-    for number, version in sorted(action.versions.items()):
-        for side, schema, refs in (("request", version.request_schema, request_refs),
-                                   ("response", version.response_schema, response_refs)):
-            name = f"{namespace}.v{number}.{side}"
-            refs.append({"$ref": f"#/components/schemas/{name}"})
-            if schema is None:
-                schemas[name] = {"title": f"{action.name} v{number} {side}", "description": UNDESCRIBED}
-                continue
-            schema = standalone(schema)
-            if side == "request":
-                schema, clean = strip_hub_owned(schema)
-                if not clean:
-                    notes.append(f"v{number}: the request schema still describes the hub-owned "
-                                 "`context`/`secret` (they could not be removed cleanly)")
-            converted = to_2020_12(schema, f"#/components/schemas/{name}")
-            if isinstance(converted, dict):
-                converted.setdefault("title", f"{action.name} v{number} {side}")
-            schemas[name] = converted
-    versions = sorted(action.versions)
-    description = action.description
-    description += ("\n\n" if description else "") + (
-        f"Versions: {', '.join(map(str, versions))}. Without `version`, the highest one that both the "
-        "catalogue and the provider support is used."
-    )
-    if len(versions) > 1:
-        description += " The body and the answer follow the chosen version's schema (listed in `anyOf`)."
-    if notes:
-        description += "\n\n" + "\n".join(notes)
+@dataclass(frozen=True, slots=True)
+class ActionDoc:
+    """One action as a document shows it: the request of the version shown,
+    the answer of every version a result may carry."""
+
+    action: Action
+    namespace: str
+    shown: int
+    pinned: bool  # the document is for ?version=N
+    request: dict[str, Any]  # a $ref
+    answers: dict[int, dict[str, Any]]  # version → $ref
+    notes: tuple[str, ...]
+
+    @classmethod
+    def of(cls, action: Action, version: int | None, namespace: str, schemas: dict[str, Any]) -> ActionDoc:
+        shown = max(action.versions) if version is None else version
+        answers = {}
+        request: dict[str, Any] = {}
+        notes = []
+        # A fan-out without ?version= may answer with any version's results.
+        numbers = sorted(action.versions) if version is None else [version]
+        for number in numbers:
+            spec = action.versions[number]
+            sides = [("response", spec.response_schema)]
+            if number == shown:
+                sides.insert(0, ("request", spec.request_schema))
+            for side, schema in sides:
+                name = f"{namespace}.v{number}.{side}"
+                ref = {"$ref": f"#/components/schemas/{name}"}
+                if side == "request":
+                    request = ref
+                else:
+                    answers[number] = ref
+                if schema is None:
+                    schemas[name] = {"title": f"{action.name} v{number} {side}", "description": UNDESCRIBED}
+                    continue
+                schema = standalone(schema)
+                if side == "request":
+                    schema, clean = strip_hub_owned(schema)
+                    if not clean:
+                        notes.append(f"v{number}: the request schema still describes the hub-owned "
+                                     "`context`/`secret` (they could not be removed cleanly)")
+                converted = to_2020_12(schema, f"#/components/schemas/{name}")
+                if isinstance(converted, dict):
+                    converted.setdefault("title", f"{action.name} v{number} {side}")
+                schemas[name] = converted
+        return cls(action, namespace, shown, version is not None, request, answers, tuple(notes))
+
+    def description(self) -> str:
+        versions = sorted(self.action.versions)
+        text = self.action.description + ("\n\n" if self.action.description else "")
+        text += f"Versions: {', '.join(map(str, versions))}. This operation describes version {self.shown}"
+        if self.pinned:
+            text += f", sent as `?version={self.shown}`."
+        elif len(versions) > 1:
+            text += (": what a call without `version` gets from a provider that serves it (without "
+                     "`version` the hub uses the highest version both the catalogue and the provider "
+                     "support). Other versions: `/v1/openapi.json?version=N`.")
+        else:
+            text += "."
+        return text + ("\n\n" + "\n".join(self.notes) if self.notes else "")
+
+    def parameters(self) -> list[dict[str, Any]]:
+        """The call's and the fan-out's, but the provider. `version` is exact for what
+        the hub accepts: any other version of a single-version action is refused;
+        of a multi-version action it is another document's call."""
+        several = len(self.action.versions) > 1
+        version = [] if several and not self.pinned else [{
+            "name": "version", "in": "query", "required": several, "description": "The action's version.",
+            "schema": {"type": "integer", "enum": [self.shown]}}]
+        return [*version, {"$ref": "#/components/parameters/timeout"},
+                {"$ref": "#/components/parameters/communityId"},
+                {"$ref": "#/components/parameters/requestId"}]
+
+    def request_body(self) -> dict[str, Any]:
+        return {"required": True, "content": {"application/json": {"schema": self.request}}}
+
+
+def call_operation(doc: ActionDoc, responses: dict[str, Any]) -> dict[str, Any]:
     operation: dict[str, Any] = {
-        "operationId": "call_" + namespace.replace(".", "_"),
-        "tags": [_tag(action.name)],
-        "summary": action.title or action.name,
-        "description": description,
+        "operationId": "call_" + doc.namespace.replace(".", "_") + (f"_v{doc.shown}" if doc.pinned else ""),
+        "tags": [_tag(doc.action.name)],
+        "summary": doc.action.title or doc.action.name,
+        "description": doc.description(),
         "parameters": [
             {"name": "provider", "in": "path", "required": True,
              "description": "The providing app's id (see the discover endpoint).",
              "schema": {"type": "string", "minLength": 1}},
-            {"name": "version", "in": "query", "required": False,
-             "description": "Which version of the action to use; default: the highest both sides support.",
-             "schema": {"type": "integer", "enum": versions}},
-            {"$ref": "#/components/parameters/timeout"},
-            {"$ref": "#/components/parameters/communityId"},
-            {"$ref": "#/components/parameters/requestId"},
+            *doc.parameters(),
         ],
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": _one_of_versions(request_refs)}},
-        },
+        "requestBody": doc.request_body(),
         "responses": {
             "200": {
                 "description": "The provider's answer, checked against the response schema, relayed byte for byte."
-                               + (f" Not described for version(s) {', '.join(map(str, undescribed))}: "
-                                  + UNDESCRIBED if undescribed else ""),
+                               + ("" if doc.action.versions[doc.shown].answer_described
+                                  else f" Not described for version(s) {doc.shown}: " + UNDESCRIBED),
                 "headers": {"X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"}},
-                "content": {"application/json": {"schema": _one_of_versions(response_refs)}},
+                "content": {"application/json": {"schema": doc.answers[doc.shown]}},
             },
-            **_error_responses(CALL_ERRORS, responses),
+            **_error_responses("call", responses),
         },
-        "x-apihub-action": action.name,
-        "x-apihub-versions": versions,
+        "x-apihub-action": doc.action.name,
+        "x-apihub-versions": sorted(doc.action.versions),
+        "x-apihub-version": doc.shown,
     }
-    if action.idempotent:
+    if doc.action.idempotent:
         operation["x-idempotent"] = True
     return operation
+
+
+def fanout_operation(doc: ActionDoc, responses: dict[str, Any]) -> dict[str, Any]:
+    results = [{
+        "type": "object",
+        "required": ["provider", "version", "status"],
+        "properties": {
+            "provider": {"$ref": "#/components/schemas/ProviderRef"},
+            "version": {"const": number},
+            "status": {"enum": ["ok", "error"]},
+            "data": answer,
+            "error": {"$ref": "#/components/schemas/Problem"},
+        },
+    } for number, answer in sorted(doc.answers.items())]
+    return {
+        "operationId": "fanout_" + doc.namespace.replace(".", "_") + (f"_v{doc.shown}" if doc.pinned else ""),
+        "tags": [_tag(doc.action.name)],
+        "summary": f"{doc.action.title or doc.action.name}: every provider in the community",
+        "description": (
+            "Calls every provider installed in the community that serves the action, concurrently; "
+            "one result per provider, sorted by id (`data`: its answer; `error`: the problem it "
+            "would get alone). The body is checked once per version chosen: 400 only when it fits "
+            "none of them. " + doc.description()
+        ),
+        "parameters": doc.parameters(),
+        "requestBody": doc.request_body(),
+        "responses": {
+            "200": {
+                "description": "One result per provider.",
+                "headers": {"X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"}},
+                "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["results"],
+                    "properties": {"results": {"type": "array", "items": (
+                        results[0] if len(results) == 1 else {"anyOf": results})}},
+                }}},
+            },
+            **_error_responses("fanout", responses),
+        },
+        "x-apihub-action": doc.action.name,
+        "x-apihub-versions": sorted(doc.action.versions),
+        "x-apihub-version": doc.shown,
+        "x-apihub-fanout": True,
+    }
 
 
 UNDESCRIBED = ("The catalogue does not describe this answer: the provider's answer is relayed as sent "
@@ -257,7 +334,7 @@ def discover_operation(catalogue: Catalogue, responses: dict[str, Any]) -> dict[
         "parameters": [
             {"name": "action", "in": "path", "required": True, "schema": action},
             {"name": "version", "in": "query", "required": False,
-             "description": "Keep only the providers serving this version.",
+             "description": "Keep only the providers serving this version (404 when the catalogue lacks it).",
              "schema": {"type": "integer", "minimum": 1}},
             {"$ref": "#/components/parameters/communityId"},
             {"$ref": "#/components/parameters/requestId"},
@@ -269,22 +346,18 @@ def discover_operation(catalogue: Catalogue, responses: dict[str, Any]) -> dict[
                 "content": {"application/json": {"schema": {
                     "type": "array", "items": {"$ref": "#/components/schemas/Provider"}}}},
             },
-            **_error_responses(DISCOVER_ERRORS, responses),
+            **_error_responses("discover", responses),
         },
     }
 
 
-def _one_of_versions(refs: list[dict[str, Any]]) -> dict[str, Any]:
-    # anyOf, not oneOf: a body may well be valid under two versions.
-    return refs[0] if len(refs) == 1 else {"anyOf": refs}
-
-
-def _error_responses(codes: dict[int, tuple[str, ...]], shared: dict[str, Any]) -> dict[str, Any]:
+def _error_responses(kind: str, shared: dict[str, Any]) -> dict[str, Any]:
+    """Every status × code of the endpoint, from the pipeline's own table."""
     out = {}
-    for status, names in codes.items():
+    for status, names in sorted(by_status(kind).items()):
         key = f"E{status}_" + "_".join(names)
         shared.setdefault(key, {
-            "description": f"{_STATUS_TEXT[status]}: {', '.join(f'`{n}`' for n in names)}",
+            "description": f"{HTTPStatus(status).phrase}: {', '.join(f'`{n}`' for n in names)}",
             "headers": {"X-Request-Id": {"$ref": "#/components/headers/X-Request-Id"}},
             "content": {"application/problem+json": {"schema": {"allOf": [
                 {"$ref": "#/components/schemas/Problem"},
@@ -552,6 +625,11 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "errors": {"type": "array", "items": {"$ref": "#/components/schemas/ValidationIssue"}},
     },
 }
+PROVIDER_REF_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["id", "displayName", "icon"],
+    "properties": {"id": {"type": "string"}, "displayName": {"type": "string"}, "icon": {"type": "string"}},
+}
 PROVIDER_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["id", "displayName", "icon", "versions"],
@@ -570,8 +648,10 @@ PARAMETERS: dict[str, Any] = {
     },
     "requestId": {
         "name": "X-Request-Id", "in": "header", "required": False,
-        "description": "Kept when valid, else replaced; echoed on every response and sent to the provider.",
-        "schema": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$"},
+        "description": ("Your correlation id: up to 128 characters from `[A-Za-z0-9._-]` is echoed on the "
+                        "response and sent to the provider as `context.correlationId`; anything else is "
+                        "ignored (never refused)."),
+        "schema": {"type": "string"},
     },
     "timeout": {
         "name": "timeout", "in": "query", "required": False,

@@ -5,6 +5,7 @@ stops start-up with the file and reason, and the logs hold no secret."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -197,3 +198,44 @@ def test_library_logs_are_json_lines_too(hub_process: dict[str, Any]) -> None:
     for line in lines:
         json.loads(line)  # every line, the libraries' included
     assert CONSUMER_TOKEN not in log.read_text()
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize(("command", "signum"), [
+    (("demo",), signal.SIGINT),
+    (("demo",), signal.SIGTERM),
+    (("serve",), signal.SIGINT),
+])
+def test_stop_signals_work_when_started_with_sigint_ignored(
+    tmp_path: Path, command: tuple[str], signum: signal.Signals,
+) -> None:
+    """`apihub demo &` in a script inherits SIGINT as SIG_IGN; both signals still stop it,
+    and the demo's example provider with it. The demo is signalled as soon as its
+    provider answers: while the hub is still starting, before its event loop
+    handles signals (where SIGINT used to be lost, and SIGTERM orphaned the provider)."""
+    port, provider_port = free_port(), free_port()
+    config = write_config_file(tmp_path / "config.toml", ROOT / "catalogue", port)
+    args = [sys.executable, "-m", "proxy", command[0], "--config", str(config)]
+    if command[0] == "demo":
+        args += ["--provider-port", str(provider_port)]
+    with open(tmp_path / "out.log", "wb") as log:
+        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+                                env={**os.environ, "ERP_MODELO_SECRET": "test-only-secret"},
+                                preexec_fn=_ignore_sigint)  # noqa: PLW1509 - the point of the test
+    try:
+        if command[0] == "demo":
+            wait_ready(f"http://127.0.0.1:{provider_port}/healthz", proc)
+        else:
+            wait_ready(f"http://127.0.0.1:{port}/healthz", proc)
+        proc.send_signal(signum)
+        assert proc.wait(timeout=30) == 0, (tmp_path / "out.log").read_text()
+        if command[0] == "demo":
+            with pytest.raises(OSError):
+                urllib.request.urlopen(f"http://127.0.0.1:{provider_port}/healthz", timeout=2)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

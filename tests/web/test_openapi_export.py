@@ -17,6 +17,7 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 from proxy.catalogue import load_catalogue
+from proxy.pipeline.outcomes import OUTCOMES
 from proxy.web.openapi import OPENAPI_CACHE, build_document, strip_hub_owned, to_2020_12
 from proxy.web.state import HUB
 
@@ -56,6 +57,12 @@ async def fetch(client: Any, **headers: str) -> tuple[Any, dict[str, Any] | None
     return r, (orjson.loads(raw) if raw else None)
 
 
+async def fetch_version(client: Any, version: str) -> tuple[Any, dict[str, Any] | None]:
+    r = await client.get("/v1/openapi.json", params={"version": version})
+    raw = await r.read()
+    return r, (orjson.loads(raw) if raw else None)
+
+
 async def test_document_is_valid_public_and_round_trips_through_the_hub(hub: Any, provider: Provider) -> None:
     r, doc = await fetch(hub)  # no Authorization, no community: public documentation
     assert r.status == 200 and r.content_type == "application/json"
@@ -64,25 +71,28 @@ async def test_document_is_valid_public_and_round_trips_through_the_hub(hub: Any
     assert doc["openapi"] == "3.1.0"
     operation = doc["paths"][CALL_PATH]["post"]
     params = {p.get("name") or p["$ref"].rsplit("/", 1)[1]: p for p in operation["parameters"]}
-    assert params["provider"]["in"] == "path" and params["version"]["schema"]["enum"] == [1, 2]
-    assert set(params) == {"provider", "version", "timeout", "communityId", "requestId"}
+    # Two versions: this document is v2's, what a call without ?version= gets.
+    assert set(params) == {"provider", "timeout", "communityId", "requestId"}
+    assert params["provider"]["in"] == "path"
     assert doc["components"]["parameters"]["communityId"]["name"] == "community-id"
+    assert "pattern" not in doc["components"]["parameters"]["requestId"]["schema"]  # never refused
     assert doc["components"]["securitySchemes"]["bearerAuth"] == {
         "type": "http", "scheme": "bearer", "description": doc["components"]["securitySchemes"]["bearerAuth"]["description"]}
     assert doc["security"] == [{"bearerAuth": []}]
 
     body = validator(doc, body_pointer(CALL_PATH))
     answer = validator(doc, answer_pointer(CALL_PATH))
-    good, bad = {"data": {"value": 3, "label": "x"}}, {"data": {"value": -1}}
-    assert body.is_valid(good) and not body.is_valid(bad)
+    good, bad, v1_only = {"data": {"value": 3, "label": "x"}}, {"data": {"value": -1}}, {"data": {"value": 3}}
+    assert body.is_valid(good) and not body.is_valid(bad) and not body.is_valid(v1_only)
     assert not body.is_valid({"context": {}, "secret": "s"})  # data is still required
     # The hub agrees with the document, both ways.
     r = await hub.post(f"/v1/services/call/{ECHO}/provider-app", json=good, headers=call_headers())
     assert r.status == 200
     assert answer.is_valid(await r.json())
     assert not answer.is_valid({"data": {}})
-    r = await hub.post(f"/v1/services/call/{ECHO}/provider-app", json=bad, headers=call_headers())
-    assert r.status == 400
+    for refused in (bad, v1_only):
+        r = await hub.post(f"/v1/services/call/{ECHO}/provider-app", json=refused, headers=call_headers())
+        assert r.status == 400
     problem = await r.json()
     error_schema = validator(doc, "/components/responses/" + operation["responses"]["400"]["$ref"].rsplit("/", 1)[1]
                              + "/content/application~1problem+json/schema")
@@ -90,10 +100,43 @@ async def test_document_is_valid_public_and_round_trips_through_the_hub(hub: Any
     assert not error_schema.is_valid({**problem, "code": "provider_timeout"})
 
 
-async def test_every_error_code_is_documented(hub: Any) -> None:
+async def test_version_document_is_exact_for_its_version(hub: Any, provider: Provider) -> None:
+    """?version=1: the body v1 accepts (and v2 refuses) is valid, with `version` required."""
+    r, doc = await fetch_version(hub, "1")
+    assert r.status == 200 and doc is not None
+    validate(doc)
+    operation = doc["paths"][CALL_PATH]["post"]
+    version = next(p for p in operation["parameters"] if p.get("name") == "version")
+    assert version["required"] is True and version["schema"]["enum"] == [1]
+    body = validator(doc, body_pointer(CALL_PATH))
+    v1_only = {"data": {"value": 3}}
+    assert body.is_valid(v1_only) and not body.is_valid({"data": {"value": -1}})
+    r = await hub.post(f"/v1/services/call/{ECHO}/provider-app?version=1", json=v1_only, headers=call_headers())
+    assert r.status == 200
+    assert validator(doc, answer_pointer(CALL_PATH)).is_valid(await r.json())
+    for query, status, code in (("3", 404, "unsupported_version"), ("x", 400, "invalid_parameter")):
+        r, problem = await fetch_version(hub, query)
+        assert (r.status, problem and problem["code"]) == (status, code)
+
+
+async def test_fanout_is_described_and_round_trips(hub: Any, provider: Provider) -> None:
     _, doc = await fetch(hub)
     assert doc is not None
-    codes: dict[str, set[str]] = {}
+    path = f"/v1/services/call/{ECHO}"
+    operation = doc["paths"][path]["post"]
+    assert "provider" not in {p.get("name") for p in operation["parameters"]}
+    r = await hub.post(path, json={"data": {"value": 3, "label": "x"}}, headers=call_headers())
+    assert r.status == 200
+    results = await r.json()
+    assert results["results"] and validator(doc, answer_pointer(path)).is_valid(results)
+    assert not validator(doc, answer_pointer(path)).is_valid({"results": [{"version": 1}]})
+
+
+async def test_every_error_code_is_documented(hub: Any) -> None:
+    """Each operation documents exactly the status × code pairs of its endpoint's table."""
+    _, doc = await fetch(hub)
+    assert doc is not None
+    codes: dict[str, set[tuple[int, str]]] = {}
     for path, item in doc["paths"].items():
         for op in item.values():
             for status, response in op["responses"].items():
@@ -102,26 +145,28 @@ async def test_every_error_code_is_documented(hub: Any) -> None:
                 target = doc["components"]["responses"][response["$ref"].rsplit("/", 1)[1]]
                 schema = target["content"]["application/problem+json"]["schema"]["allOf"][1]
                 assert schema["properties"]["status"]["const"] == int(status)
-                codes.setdefault(path, set()).update(schema["properties"]["code"]["enum"])
-    assert codes[CALL_PATH] == {
-        "unauthenticated", "forbidden", "unknown_action", "unsupported_version", "unknown_provider",
-        "request_timeout", "payload_too_large", "unsupported_media_type", "invalid_json", "invalid_parameter",
-        "invalid_request", "provider_unreachable", "provider_error", "invalid_provider_response",
-        "provider_overloaded", "registry_unavailable", "provider_timeout"}
+                codes.setdefault(path, set()).update((int(status), c) for c in schema["properties"]["code"]["enum"])
+    for path, kind in ((CALL_PATH, "call"), (f"/v1/services/call/{ECHO}", "fanout"),
+                       ("/v1/services/discover/{action}", "discover")):
+        assert codes[path] == {(e.status, e.code) for e in OUTCOMES[kind]}, kind
+    assert {(404, "unsupported_version"), (429, "rate_limited"), (503, "hub_overloaded"),
+            (503, "shutting_down"), (431, "request_too_large"), (408, "request_timeout"),
+            (413, "payload_too_large"), (415, "unsupported_media_type")} <= codes[CALL_PATH]
+    assert (404, "unsupported_version") in codes["/v1/services/discover/{action}"]
     discover = doc["paths"]["/v1/services/discover/{action}"]["get"]
     assert discover["parameters"][0]["schema"]["enum"] == [ECHO]
-    assert {"unauthenticated", "forbidden", "unknown_action"} <= codes["/v1/services/discover/{action}"]
 
 
 async def test_cached_per_generation_and_follows_reloads(make_hub: HubFactory, tmp_path: Path) -> None:
     client = await make_hub()
     first, doc = await fetch(client)
-    assert doc is not None and list(doc["paths"]) == [CALL_PATH, "/v1/services/discover/{action}"]
+    assert doc is not None
+    assert list(doc["paths"]) == [CALL_PATH, f"/v1/services/call/{ECHO}", "/v1/services/discover/{action}"]
     hub = client.server.app[HUB]
-    cached = client.server.app[OPENAPI_CACHE].rendered
+    cached = client.server.app[OPENAPI_CACHE].rendered[None]
     again, _ = await fetch(client)
     assert again.headers["ETag"] == first.headers["ETag"]
-    assert client.server.app[OPENAPI_CACHE].rendered is cached  # not rebuilt per request
+    assert client.server.app[OPENAPI_CACHE].rendered[None] is cached  # not rebuilt per request
     unchanged, body = await fetch(client, **{"If-None-Match": first.headers["ETag"]})
     assert unchanged.status == 304 and body is None
 
@@ -262,8 +307,15 @@ def test_to_2020_12_rebases_every_local_ref() -> None:
 
 
 def test_shipped_catalogue_exports_and_the_openapi_action_round_trips() -> None:
-    doc = build_document(load_catalogue(ROOT / "catalogue"))
+    catalogue = load_catalogue(ROOT / "catalogue")
+    doc = build_document(catalogue)
     validate(doc)
+    assert "/v1/services/call/@layers:Attendance:getAbsences" in doc["paths"]  # fan-out
+    older = build_document(catalogue, 1)
+    validate(older)
+    calendar = older["paths"]["/v1/services/call/@layers:Calendar:getRelated/{provider}"]["post"]
+    assert {"name": "version", "required": True} | {"in": "query"} == {
+        k: v for k, v in calendar["parameters"][1].items() if k in ("name", "required", "in")}
     path = "/v1/services/call/@layers:Attendance:getAbsences/{provider}"
     body = validator(doc, body_pointer(path))
     assert body.is_valid({"data": {"studentId": "s-1042", "from": "2026-03-01", "to": "2026-03-31"}})

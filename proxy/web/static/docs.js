@@ -86,14 +86,11 @@ function node(name, raw, required, depth, trail, open = depth < 1) {
   return details;
 }
 
-// Several versions are `anyOf` their schemas, in version order: one tree per
-// version, the newest open.
-function versioned(schema, versions) {
+// An operation describes one version (`x-apihub-version`; the others are in
+// /v1/openapi.json?version=N): its tree, open.
+function versioned(schema, shown) {
   if (!schema) return [el("p", {class: "muted", text: "not described"})];
-  if (versions.length > 1 && Array.isArray(schema.anyOf) && schema.anyOf.length === versions.length) {
-    return schema.anyOf.map((member, i) => node(`v${versions[i]}`, member, false, 0, [], i === versions.length - 1));
-  }
-  return [node("", schema, false, 0, [])];
+  return [shown ? node(`v${shown}`, schema, false, 0, [], true) : node("", schema, false, 0, [])];
 }
 
 function copyButton(text) {
@@ -145,8 +142,8 @@ function action(path, op) {
     el("h4", {text: "Call"}),
     el("div", {class: "url"}, el("code", {text: "POST " + path})),
     el("div", {class: "curl"}, el("pre", {text: curl}), copyButton(curl)),
-    el("h4", {text: "Request body"}), ...versioned(body, versions),
-    el("h4", {text: "Answer (200)"}), ...versioned(answer, versions),
+    el("h4", {text: "Request body"}), ...versioned(body, op["x-apihub-version"]),
+    el("h4", {text: "Answer (200)"}), ...versioned(answer, op["x-apihub-version"]),
     el("h4", {text: "Errors"}), errorsTable(op.responses || {}));
   return card;
 }
@@ -158,7 +155,8 @@ function render() {
   const groups = new Map();
   for (const [path, item] of Object.entries(doc.paths || {})) {
     const op = item.post;
-    if (!op || !op["x-apihub-action"]) continue;
+    // One card per action: its fan-out shares the call's body and versions.
+    if (!op || !op["x-apihub-action"] || op["x-apihub-fanout"]) continue;
     const tag = (op.tags || ["actions"])[0];
     if (!groups.has(tag)) groups.set(tag, []);
     groups.get(tag).push(action(path, op));
