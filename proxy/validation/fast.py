@@ -71,7 +71,9 @@ class FastEngine:
 
     def _compiled(self, decide: Callable[[Any], Any], schema: Any, draft: Draft, formats: bool) -> Compiled:
         regexes = draft.generator.FORMAT_REGEXS if formats else None
-        validate = _fast_validator(decide, reference_explainer(schema, draft, formats),
+        # jsonschema's validator only for a rejection jsonschema-rs cannot explain:
+        # built then, not at load (a tenth of a large catalogue's load time).
+        validate = _fast_validator(decide, lambda: reference_explainer(schema, draft, formats),
                                    rs.lazy_explainer(schema, draft.name, regexes))
         return Compiled(validate, draft.name, self.name)
 
@@ -178,8 +180,10 @@ def _refuse_remote(uri: str) -> Any:
 _NO_REMOTE = {scheme: _refuse_remote for scheme in ("http", "https", "file", "ftp", "urn", "")}
 
 
-def _fast_validator(decide: Callable[[Any], Any], explainer: Any,
+def _fast_validator(decide: Callable[[Any], Any], make_explainer: Callable[[], Any],
                     quick: Callable[[Any], tuple[ValidationIssue, ...]] | None = None) -> Validator:
+    explainers: list[Any] = []
+
     def validate(instance: Any) -> tuple[ValidationIssue, ...]:
         try:
             decide(instance)
@@ -192,7 +196,9 @@ def _fast_validator(decide: Callable[[Any], Any], explainer: Any,
         # first, jsonschema only when it has nothing to say.
         issues = quick(instance) if quick is not None else ()
         if not issues:
-            issues = explain(explainer, instance)
+            if not explainers:
+                explainers.append(make_explainer())
+            issues = explain(explainers[0], instance)
         # The engines agree by construction; should they not, still reject.
         return issues or (ValidationIssue("", "does not follow the schema"),)
 
