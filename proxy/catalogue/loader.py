@@ -6,10 +6,11 @@ new catalogue or keeps the old one.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import orjson
 
@@ -22,33 +23,66 @@ from . import openapi
 from .files import read_action_file
 from .model import Action, ActionSpec, ActionVersion, Catalogue
 
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class _Memo(Generic[K, V]):
+    """What the last load made, kept for the next: entries the next load does
+    not use are dropped at its commit, so the memo cannot grow without bound."""
+
+    def __init__(self) -> None:
+        self._kept: dict[K, V] = {}
+        self._used: dict[K, V] = {}
+
+    def get(self, key: K) -> V | None:
+        hit = self._used.get(key)
+        if hit is None:
+            hit = self._kept.get(key)
+            if hit is not None:
+                self._used[key] = hit
+        return hit
+
+    def put(self, key: K, value: V) -> None:
+        self._used[key] = value
+
+    def commit(self) -> None:
+        self._kept, self._used = self._used, {}
+
+    def discard(self) -> None:
+        self._used = {}
+
 
 class SchemaCompiler:
-    """Compiles schemas, reusing the result for a schema seen before.
+    """Compiles schemas, reusing what the last load made.
 
     Identical schemas are common (shared envelopes, generated catalogues),
-    and a reload recompiles only what changed. Entries unused by the last
-    load are dropped so the memo cannot grow without bound.
+    and a reload redoes only what changed: an action file whose stamp (size,
+    mtime) is unchanged is neither parsed nor built again, and a schema seen
+    before is not compiled again.
     """
 
     def __init__(self, engine: Engine | None = None) -> None:
         self.engine = engine or engine_for(DEFAULT_ENGINE)  # [catalogue] validator
-        self._memo: dict[bytes, Compiled] = {}
-        self._used: dict[bytes, Compiled] = {}
+        self._schemas: _Memo[bytes, Compiled] = _Memo()
+        self.specs: _Memo[tuple[str, int, int], ActionSpec] = _Memo()
+        self.actions: _Memo[tuple[str, int, int], tuple[Action, list[Problem]]] = _Memo()
 
     def compile(self, schema: Any) -> Compiled:
         key = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
-        hit = self._used.get(key) or self._memo.get(key)
+        hit = self._schemas.get(key)
         if hit is None:
             hit = self.engine.compile(schema)
-        self._used[key] = hit
+            self._schemas.put(key, hit)
         return hit
 
     def commit(self) -> None:
-        self._memo, self._used = self._used, {}
+        for memo in (self._schemas, self.specs, self.actions):
+            memo.commit()
 
     def discard(self) -> None:
-        self._used = {}
+        for memo in (self._schemas, self.specs, self.actions):
+            memo.discard()
 
 
 def compiler_for(config: CatalogueConfig) -> SchemaCompiler:
@@ -64,10 +98,11 @@ def load_catalogue(
 ) -> Catalogue:
     """Read and compile everything under `root` (actions/ and openapi/)."""
     started = time.perf_counter()
-    specs, problems, warnings = read_sources(root)
-    if problems:
-        raise CatalogueError(problems)
     compiler = compiler or SchemaCompiler()
+    specs, problems, warnings = read_sources(root, compiler.specs)
+    if problems:
+        compiler.discard()
+        raise CatalogueError(problems)
     try:
         actions, fallbacks = build_actions(specs, compiler)
     except CatalogueError:
@@ -83,8 +118,10 @@ def load_catalogue(
     )
 
 
-def read_sources(root: Path) -> tuple[list[ActionSpec], list[Problem], list[Problem]]:
-    """All ActionSpecs of a catalogue folder, with errors and warnings."""
+def read_sources(root: Path, memo: _Memo[tuple[str, int, int], ActionSpec] | None = None,
+                 ) -> tuple[list[ActionSpec], list[Problem], list[Problem]]:
+    """All ActionSpecs of a catalogue folder, with errors and warnings; an
+    action file unchanged since the load `memo` remembers is not read again."""
     if not root.is_dir():
         return [], [Problem(str(root), "", "catalogue folder does not exist")], []
     specs: list[ActionSpec] = []
@@ -94,7 +131,7 @@ def read_sources(root: Path) -> tuple[list[ActionSpec], list[Problem], list[Prob
     if actions_dir.is_dir():
         for path in sorted(actions_dir.rglob("*.json")):
             try:
-                specs.append(read_action_file(path))
+                specs.append(_action_file(path, memo))
             except CatalogueError as exc:
                 problems.extend(exc.problems)
     openapi_dir = root / "openapi"
@@ -104,6 +141,20 @@ def read_sources(root: Path) -> tuple[list[ActionSpec], list[Problem], list[Prob
         problems.extend(o_problems)
         warnings.extend(o_warnings)
     return specs, problems, warnings
+
+
+def _action_file(path: Path, memo: _Memo[tuple[str, int, int], ActionSpec] | None) -> ActionSpec:
+    try:
+        info = path.stat()
+    except OSError:
+        return read_action_file(path)  # says why it cannot be read
+    stamp = (str(path), info.st_mtime_ns, info.st_size)
+    spec = memo.get(stamp) if memo is not None else None
+    if spec is None:
+        spec = dataclasses.replace(read_action_file(path), stamp=stamp)
+        if memo is not None:
+            memo.put(stamp, spec)
+    return spec
 
 
 def build_actions(specs: Iterable[ActionSpec],
@@ -124,44 +175,62 @@ def build_actions(specs: Iterable[ActionSpec],
         by_name[spec.name] = spec
     actions: dict[str, Action] = {}
     for name, spec in by_name.items():
-        versions: dict[int, ActionVersion] = {}
-        for number, version in sorted(spec.versions.items()):
-            compiled: dict[str, Compiled] = {}
-            for side in ("request", "response"):
-                schema = getattr(version, side)
-                if schema is None:
-                    compiled[side] = UNDESCRIBED
-                    continue
-                try:
-                    compiled[side] = compiler.compile(schema)
-                except SchemaError as exc:
-                    problems.append(Problem(
-                        spec.source, f"/versions/{number}/{side}{exc.pointer}",
-                        f"{name} v{number} {side} schema: {exc.message}",
-                    ))
-                    continue
-                if compiled[side].fallback:
-                    warnings.append(Problem(spec.source, f"/versions/{number}/{side}",
-                                            f"{name} v{number} {side} schema: {compiled[side].fallback}"))
-            if len(compiled) == 2:
-                versions[number] = ActionVersion(
-                    version=number,
-                    request_schema=version.request,
-                    response_schema=version.response,
-                    validate_request=compiled["request"].validate,
-                    validate_response=compiled["response"].validate,
-                    draft=compiled["request"].draft,
-                    enforce_request=version.enforce_request,
-                    enforce_response=version.enforce_response,
-                    engines=(compiled["request"].engine, compiled["response"].engine),
-                )
-        actions[name] = Action(
-            name=name, title=spec.title, description=spec.description, source=spec.source,
-            versions=versions, idempotent=spec.idempotent,
-        )
+        built = compiler.actions.get(spec.stamp) if spec.stamp is not None else None
+        if built is None:
+            built = _build_action(spec, compiler, problems)
+            if built is None:
+                continue
+            if spec.stamp is not None:
+                compiler.actions.put(spec.stamp, built)
+        actions[name] = built[0]
+        warnings.extend(built[1])
     if problems:
         raise CatalogueError(problems)
     return actions, warnings
+
+
+def _build_action(spec: ActionSpec, compiler: SchemaCompiler,
+                  problems: list[Problem]) -> tuple[Action, list[Problem]] | None:
+    """The action and its fallback warnings; None (with `problems` added to) if a schema is refused."""
+    name = spec.name
+    warnings: list[Problem] = []
+    failed = len(problems)
+    versions: dict[int, ActionVersion] = {}
+    for number, version in sorted(spec.versions.items()):
+        compiled: dict[str, Compiled] = {}
+        for side in ("request", "response"):
+            schema = getattr(version, side)
+            if schema is None:
+                compiled[side] = UNDESCRIBED
+                continue
+            try:
+                compiled[side] = compiler.compile(schema)
+            except SchemaError as exc:
+                problems.append(Problem(
+                    spec.source, f"/versions/{number}/{side}{exc.pointer}",
+                    f"{name} v{number} {side} schema: {exc.message}",
+                ))
+                continue
+            if compiled[side].fallback:
+                warnings.append(Problem(spec.source, f"/versions/{number}/{side}",
+                                        f"{name} v{number} {side} schema: {compiled[side].fallback}"))
+        if len(compiled) == 2:
+            versions[number] = ActionVersion(
+                version=number,
+                request_schema=version.request,
+                response_schema=version.response,
+                validate_request=compiled["request"].validate,
+                validate_response=compiled["response"].validate,
+                draft=compiled["request"].draft,
+                enforce_request=version.enforce_request,
+                enforce_response=version.enforce_response,
+                engines=(compiled["request"].engine, compiled["response"].engine),
+            )
+    action = Action(
+        name=name, title=spec.title, description=spec.description, source=spec.source,
+        versions=versions, idempotent=spec.idempotent,
+    )
+    return None if len(problems) > failed else (action, warnings)
 
 
 def _any_answer(instance: Any) -> tuple[ValidationIssue, ...]:

@@ -35,6 +35,9 @@ class ActionSpec:
     title: str = ""
     description: str = ""
     idempotent: bool = False
+    # (file, mtime_ns, size) of an action file: a reload reuses what it built
+    # from a file that has not changed since. None for other sources.
+    stamp: tuple[str, int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)

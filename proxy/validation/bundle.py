@@ -66,7 +66,8 @@ class Bundle:
     blockers: list[tuple[str, str]] = field(default_factory=list)
 
 
-_MARKERS = tuple(orjson.dumps(keyword) + b":" for keyword in (*_IDENTIFIERS, *_REF_KEYWORDS))
+# Identifiers and references are strings: a property named "id" ("id":{...}) is not one.
+_MARKERS = tuple(orjson.dumps(keyword) + b':"' for keyword in (*_IDENTIFIERS, *_REF_KEYWORDS))
 # References as orjson writes them that need no bundling: '#' and '#/...'.
 _PLAIN_REFS = (b'"$ref":"#/', b'"$ref":"#"')
 
@@ -77,8 +78,8 @@ def needs_bundling(schema: Any) -> bool:
     raw = orjson.dumps(schema)
     # A look at the bytes first (C speed): the walk below runs only when a
     # keyword it looks for appears at all, other than as plain '#' $refs.
-    if not any(marker in raw for marker in _MARKERS if marker != b'"$ref":') and (
-            raw.count(b'"$ref":') == sum(raw.count(plain) for plain in _PLAIN_REFS)):
+    if not any(marker in raw for marker in _MARKERS if marker != b'"$ref":"') and (
+            raw.count(b'"$ref":"') == sum(raw.count(plain) for plain in _PLAIN_REFS)):
         return False
     for node in _nodes(schema):
         for keyword in _IDENTIFIERS:
