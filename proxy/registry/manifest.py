@@ -14,12 +14,15 @@ from typing import Any
 
 from ..jsonpointer import escape
 from ..tokens import TOKEN_PREFIX
+from ..types import QUOTA_UNITS, RATE_UNITS, Rate, parse_rate
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _KEYS = {"id", "displayName", "icon", "secret", "tokens", "communities", "provides", "consumes",
-         "$comment"}
-_PROVIDES_KEYS = {"url", "versions", "maxConcurrency", "timeoutMs"}
+         "limits", "$comment"}
+_PROVIDES_KEYS = {"url", "versions", "maxConcurrency", "timeoutMs", "maxRate"}
+_LIMIT_KEYS = {"rate", "quota"}
+ANY_ACTION = "*"
 
 
 class ManifestError(Exception):
@@ -51,6 +54,15 @@ class Provision:
     versions: frozenset[int]
     max_concurrency: int | None = None
     timeout_ms: int | None = None
+    max_rate: Rate | None = None  # provider protection, across all consumers
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """A consumer's limits for one action (or "*"): either may be absent."""
+
+    rate: Rate | None = None
+    quota: Rate | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +75,8 @@ class App:
     communities: frozenset[str]
     provides: Mapping[str, Provision]
     consumes: frozenset[str]
+    # Action name or "*" -> the consumer's limits, as declared.
+    limits: Mapping[str, Limits] = field(default_factory=dict)
     # The manifest as written (secret reference, not value): what the admin API returns.
     manifest: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -116,6 +130,7 @@ def parse_manifest(
         communities=frozenset(communities),
         provides=provides,
         consumes=frozenset(consumes),
+        limits=_limits(doc.get("limits", {})),
         manifest=doc,
     )
 
@@ -154,13 +169,41 @@ def _provides(value: Any) -> dict[str, Provision]:
             if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0):
                 raise ManifestError(f"{where}/{key}", "must be a positive integer")
             limits[key] = limit
+        max_rate = spec.get("maxRate")
         provides[action] = Provision(
             url=url,
             versions=frozenset(versions),
             max_concurrency=limits["maxConcurrency"],
             timeout_ms=limits["timeoutMs"],
+            max_rate=None if max_rate is None else _rate(f"{where}/maxRate", max_rate, RATE_UNITS),
         )
     return provides
+
+
+def _limits(value: Any) -> dict[str, Limits]:
+    if not isinstance(value, dict):
+        raise ManifestError("/limits", 'must be an object of action name or "*" -> {rate, quota}')
+    limits = {}
+    for action, spec in value.items():
+        where = "/limits/" + escape(action)
+        if not isinstance(spec, dict):
+            raise ManifestError(where, "must be an object with 'rate' and/or 'quota'")
+        for key in spec:
+            if key not in _LIMIT_KEYS:
+                raise ManifestError(f"{where}/{key}", f"unknown field (expected {', '.join(sorted(_LIMIT_KEYS))})")
+        rate, quota = spec.get("rate"), spec.get("quota")
+        limits[action] = Limits(
+            rate=None if rate is None else _rate(f"{where}/rate", rate, RATE_UNITS),
+            quota=None if quota is None else _rate(f"{where}/quota", quota, QUOTA_UNITS),
+        )
+    return limits
+
+
+def _rate(where: str, value: Any, units: tuple[str, ...]) -> Rate:
+    try:
+        return parse_rate(value, units)
+    except ValueError as exc:
+        raise ManifestError(where, str(exc)) from None
 
 
 def _secret(value: Any, environ: Mapping[str, str], resolve: bool, *, required: bool) -> Secret | None:
