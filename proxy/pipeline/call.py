@@ -10,7 +10,7 @@ from typing import Any
 from ..catalogue import Action, Catalogue
 from ..registry import App, Registry
 from ..types import CallRecord
-from .limits import NO_HEADERS, consumer_checks, provider_checks, spend
+from .limits import NO_HEADERS, call_checks, spend
 from .relay import Relay, Target, call_provider
 from .steps import (
     authenticate,
@@ -83,11 +83,9 @@ async def call(relay: Relay, catalogue: Catalogue, registry: Registry, incoming:
     record.version = version.version
     timeout_ms = deadline_ms(incoming.timeout, provision.timeout_ms or relay.timeout_ms)
     headers = NO_HEADERS
-    if (limits := relay.limits) is not None:
-        checks = consumer_checks(limits, caller.consumer, caller.community, caller.action.name)
-        checks += provider_checks(provider, caller.action.name, provision)
-        if checks:
-            headers = await spend(limits, checks, caller.consumer.id, caller.action.name)
+    if (limits := relay.limits) is not None and (
+            checks := call_checks(limits, caller.consumer, caller.community, caller.action.name, provider, provision)):
+        headers = await spend(limits, checks, caller.consumer.id, caller.action.name)
     body = await read_call_body(incoming, record)
     answer = await call_provider(
         relay, Target(caller.action, version, provider, provision), body,

@@ -55,6 +55,15 @@ def provider_checks(provider: App, action: str, provision: Provision) -> list[Ch
     return [Check("provider", f"p:{provider.id}:{action}", provision.max_rate)]
 
 
+def call_checks(limits: RateLimits, consumer: App, community: str, action: str, provider: App,
+                provision: Provision) -> list[Check]:
+    """A single call's counters: the consumer's and the provider's, spent together."""
+    checks = consumer_checks(limits, consumer, community, action)
+    if provision.max_rate is not None:
+        checks += provider_checks(provider, action, provision)
+    return checks
+
+
 def usage_checks(limits: RateLimits, app: App) -> list[tuple[dict[str, str], Check]]:
     """Every counter the app's limits use, labelled (the admin usage view):
     its consumer limits per community it is installed in and action it may

@@ -12,9 +12,13 @@ import orjson
 import pytest
 
 from proxy.admin.app import create_admin_app
-from proxy.ratelimit.local import LocalLimiter
+from proxy.config import ConfigError
+from proxy.observe.metrics import Metrics
+from proxy.ratelimit import open_limiter
 from proxy.ratelimit.base import Check
+from proxy.ratelimit.local import LocalLimiter
 from proxy.registry import ManifestError, parse_manifest
+from proxy.run.apps_cli import declared_limits
 from proxy.types import Rate
 from proxy.web.state import HUB
 from tests.conftest import HubFactory, Provider
@@ -23,6 +27,7 @@ from tests.support import (
     OTHER_TOKEN,
     call_headers,
     consumer_manifest,
+    make_config,
     problem,
     provider_manifest,
 )
@@ -173,3 +178,17 @@ def test_rate_admits_a_burst_then_one_per_interval() -> None:
     assert [limiter.hit_now(rate).refused is None for _ in range(5)] == [True] * 4 + [False]
     now[0] += 0.25
     assert [limiter.hit_now(rate).refused is None for _ in range(2)] == [True, False]
+
+
+def test_apps_list_shows_declared_limits() -> None:
+    doc = {**limited_consumer({"*": {"rate": "100/s"}, ECHO: {"rate": "10/s", "quota": "5/day"}}),
+           "provides": {"@x:Y:z": {"url": "http://127.0.0.1:1/", "maxRate": "200/s"}}}
+    assert declared_limits(doc) == f"*=100/s;{ECHO}=10/s+5/day;@x:Y:z@provider=200/s"
+    assert declared_limits(consumer_manifest()) == ""
+
+
+@pytest.mark.parametrize(("key", "value"), [("default_rate", "5/day"), ("default_quota", "5/s"),
+                                            ("default_rate", "-1/s"), ("backend", "memcached")])
+def test_bad_ratelimit_config_names_the_key(tmp_path: Any, key: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=key if key != "backend" else r"\[ratelimit\] backend"):
+        open_limiter(make_config(tmp_path, ratelimit={key: value}), Metrics())
