@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import mmap
 import os
@@ -37,7 +38,13 @@ _PROBES = 8
 
 
 def _fingerprint(check: Check) -> int:
-    digest = hashlib.blake2b(f"{check.kind}:{check.scope}".encode(), digest_size=8).digest()
+    return _fingerprint_of(check.kind, check.scope)
+
+
+@functools.lru_cache(maxsize=4096)
+def _fingerprint_of(kind: str, scope: str) -> int:
+    # Stable across processes (unlike hash()): every worker finds the same slot.
+    digest = hashlib.blake2b(f"{kind}:{scope}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little") or 1  # 0 marks an empty slot
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -145,17 +145,24 @@ def _string_list(doc: dict[str, Any], key: str) -> list[str]:
     return value
 
 
-def _provides(value: Any) -> dict[str, Provision]:
+def _per_action(value: Any, field_: str, shape: str, keys: set[str]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(action, its JSON Pointer, its object) of an object keyed by action name,
+    each object holding only `keys`."""
     if not isinstance(value, dict):
-        raise ManifestError("/provides", "must be an object of action name -> {url, versions}")
-    provides: dict[str, Provision] = {}
+        raise ManifestError(f"/{field_}", f"must be an object of action name -> {shape}")
     for action, spec in value.items():
-        where = "/provides/" + escape(action)
+        where = f"/{field_}/" + escape(action)
         if not isinstance(spec, dict):
-            raise ManifestError(where, "must be an object with 'url' and 'versions'")
+            raise ManifestError(where, f"must be an object {shape}")
         for key in spec:
-            if key not in _PROVIDES_KEYS:
-                raise ManifestError(f"{where}/{key}", f"unknown field (expected {', '.join(sorted(_PROVIDES_KEYS))})")
+            if key not in keys:
+                raise ManifestError(f"{where}/{key}", f"unknown field (expected {', '.join(sorted(keys))})")
+        yield action, where, spec
+
+
+def _provides(value: Any) -> dict[str, Provision]:
+    provides: dict[str, Provision] = {}
+    for action, where, spec in _per_action(value, "provides", "{url, versions, …}", _PROVIDES_KEYS):
         url = spec.get("url")
         if not isinstance(url, str) or not re.match(r"^https?://[^/\s]+", url):
             raise ManifestError(f"{where}/url", "must be an http:// or https:// URL")
@@ -181,16 +188,8 @@ def _provides(value: Any) -> dict[str, Provision]:
 
 
 def _limits(value: Any) -> dict[str, Limits]:
-    if not isinstance(value, dict):
-        raise ManifestError("/limits", 'must be an object of action name or "*" -> {rate, quota}')
     limits = {}
-    for action, spec in value.items():
-        where = "/limits/" + escape(action)
-        if not isinstance(spec, dict):
-            raise ManifestError(where, "must be an object with 'rate' and/or 'quota'")
-        for key in spec:
-            if key not in _LIMIT_KEYS:
-                raise ManifestError(f"{where}/{key}", f"unknown field (expected {', '.join(sorted(_LIMIT_KEYS))})")
+    for action, where, spec in _per_action(value, "limits", '(or "*") {rate, quota}', _LIMIT_KEYS):
         rate, quota = spec.get("rate"), spec.get("quota")
         limits[action] = Limits(
             rate=None if rate is None else _rate(f"{where}/rate", rate, RATE_UNITS),
