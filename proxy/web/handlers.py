@@ -92,7 +92,9 @@ def check_budget(hub: Hub) -> None:
 
 
 def _reply(reply: Reply) -> web.Response:
-    return web.Response(body=reply.body, content_type=JSON, headers=reply.headers)
+    response = _json(reply.body)
+    response.headers.update(reply.headers)
+    return response
 
 
 async def call_handler(request: web.Request) -> web.StreamResponse:
