@@ -22,8 +22,8 @@ from aiohttp import web
 
 from ..errors import InvalidJson, InvalidManifest, NotFound
 from ..observe.logs import get_logger
-from ..pipeline.steps import check_media_type
 from ..pipeline.limits import usage_checks
+from ..pipeline.steps import check_media_type
 from ..registry.manifest import ManifestError, parse_manifest, redacted
 from ..types import ValidationIssue
 from ..web.middleware import Route
