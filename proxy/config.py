@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .types import QUOTA_UNITS, RATE_UNITS, Rate, parse_rate
+
 DEFAULT_PORT = 8080
 DEFAULT_ADMIN_PORT = 8081
 MiB = 1024 * 1024
@@ -107,6 +109,24 @@ class AdminConfig:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class RateLimitConfig:
+    # A limiter name of ratelimit/backends.py, or "" for the one that goes with
+    # the registry backend (redis -> "redis", file -> "local"); checked there.
+    backend: str = ""
+    # For apps whose manifest has no `limits`: "N/s|min|h" and "N/day"; "" = none.
+    default_rate: str = ""
+    default_quota: str = ""
+    on_redis_error: Literal["open", "closed"] = "open"
+
+    @property
+    def default(self) -> tuple[Rate | None, Rate | None]:
+        """(rate, quota) of the hub-wide default, checked by parse_config."""
+        rate = parse_rate(self.default_rate, RATE_UNITS) if self.default_rate else None
+        quota = parse_rate(self.default_quota, QUOTA_UNITS) if self.default_quota else None
+        return rate, quota
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Config:
     server: ServerConfig = ServerConfig()
     catalogue: CatalogueConfig = CatalogueConfig()
@@ -116,6 +136,7 @@ class Config:
     breaker: BreakerConfig = BreakerConfig()
     log: LogConfig = LogConfig()
     admin: AdminConfig = AdminConfig()
+    ratelimit: RateLimitConfig = RateLimitConfig()
 
 
 _POSITIVE = {
@@ -152,6 +173,13 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, source: str = "config")
             raise ConfigError(f"{source}: [{name}] must be a table")
         sections[name] = _build(hints[name], value, f"{source}: [{name}]")
     config = Config(**sections)
+    for key, units in (("default_rate", RATE_UNITS), ("default_quota", QUOTA_UNITS)):
+        value = getattr(config.ratelimit, key)
+        try:
+            if value:
+                parse_rate(value, units)
+        except ValueError as exc:
+            raise ConfigError(f"{source}: [ratelimit] {key}: {exc}") from None
     catalogue_path = config.catalogue.path
     if not catalogue_path.is_absolute():
         catalogue_path = base_dir / catalogue_path

@@ -76,3 +76,34 @@ class CallRecord:
     requester: str = ""
     bytes_in: int = 0
     upstream_ms: float | None = None
+
+
+_UNITS = {"s": 1, "min": 60, "h": 3600, "day": 86400}
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """`count` calls per `window_s` seconds: a manifest's "10/s" or "5000/day"."""
+
+    count: int
+    window_s: int
+
+    def __str__(self) -> str:
+        unit = next(name for name, seconds in _UNITS.items() if seconds == self.window_s)
+        return f"{self.count}/{unit}"
+
+
+def parse_rate(text: object, units: tuple[str, ...]) -> Rate:
+    """"N/<unit>" with N a positive integer and the unit one of `units`;
+    ValueError with a message fit for the field's error otherwise."""
+    expected = " or ".join(f"'N/{unit}'" for unit in units)
+    if not isinstance(text, str):
+        raise ValueError(f"must be a string {expected}")
+    count, _, unit = text.partition("/")
+    if unit not in units or not count.isascii() or not count.isdigit() or int(count) <= 0:
+        raise ValueError(f"must be {expected} with N a positive integer, got {text!r}")
+    return Rate(int(count), _UNITS[unit])
+
+
+RATE_UNITS = ("s", "min", "h")
+QUOTA_UNITS = ("day",)

@@ -2,6 +2,7 @@
 
     GET    /admin/v1/apps                                  {"backend", "apps": [manifest...]}
     GET    /admin/v1/apps/{id}                             the manifest
+    GET    /admin/v1/apps/{id}/usage                       what remains of each of its limits
     PUT    /admin/v1/apps/{id}                             201 created / 200 replaced
     DELETE /admin/v1/apps/{id}                             204
     PUT    /admin/v1/communities/{community}/apps/{id}     200, installed
@@ -21,6 +22,7 @@ from aiohttp import web
 
 from ..errors import InvalidJson, InvalidManifest, NotFound
 from ..observe.logs import get_logger
+from ..pipeline.limits import usage_checks
 from ..pipeline.steps import check_media_type
 from ..registry.manifest import ManifestError, parse_manifest, redacted
 from ..types import ValidationIssue
@@ -45,6 +47,23 @@ async def get_app(request: web.Request) -> web.StreamResponse:
     if manifest is None:
         raise NotFound(f"no app {app_id!r} in the registry")
     return _json(redacted(manifest))
+
+
+async def app_usage(request: web.Request) -> web.StreamResponse:
+    hub = request.app[HUB]
+    app_id = request.match_info["id"]
+    app = await hub.snapshot.registry.app(app_id)
+    if app is None:
+        raise NotFound(f"no app {app_id!r} in the registry")
+    usage: list[dict[str, Any]] = []
+    if hub.limits is not None:
+        labelled = usage_checks(hub.limits, app)
+        outcomes = await hub.limits.limiter.peek([check for _, check in labelled]) if labelled else ()
+        for (labels, check), outcome in zip(labelled, outcomes, strict=True):
+            usage.append({**labels, "kind": check.kind, "limit": check.rate.count, "window": check.rate.window_s,
+                          "used": check.rate.count - outcome.remaining, "remaining": outcome.remaining,
+                          "resetSeconds": round(outcome.reset_s, 3)})
+    return _json({"app": app_id, "backend": hub.limits.limiter.name if hub.limits else None, "limits": usage})
 
 
 async def put_app(request: web.Request) -> web.StreamResponse:
@@ -127,6 +146,7 @@ def routes() -> list[Route]:
     return [
         ("GET", "/admin/v1/apps", list_apps, "admin_apps"),
         ("GET", "/admin/v1/apps/{id}", get_app, "admin_app"),
+        ("GET", "/admin/v1/apps/{id}/usage", app_usage, "admin_app_usage"),
         ("PUT", "/admin/v1/apps/{id}", put_app, "admin_app_put"),
         ("DELETE", "/admin/v1/apps/{id}", delete_app, "admin_app_delete"),
         ("PUT", "/admin/v1/communities/{community}/apps/{id}", install, "admin_install"),

@@ -69,6 +69,12 @@ class Metrics:
         self._hub_overloaded = Counter(
             "apihub_hub_overloaded", "Calls refused 503 hub_overloaded, by the resource that ran out",
             ("reason",), registry=r)
+        self._limited = Counter(
+            "apihub_rate_limited", "Calls refused 429 rate_limited, by consumer, action and limit kind "
+            "(rate, quota, provider, unavailable)", ("consumer", "action", "kind"), registry=r)
+        self._limiter_errors = Counter(
+            "apihub_ratelimit_redis_errors", "Limited calls decided without Redis (it could not be reached), "
+            "by [ratelimit] on_redis_error", ("on_error",), registry=r)
         self._children: dict[tuple[Any, ...], Any] = {}
 
     def _child(self, metric: Any, *labels: str) -> Any:
@@ -94,6 +100,12 @@ class Metrics:
 
     def hub_overloaded(self, reason: str) -> None:
         self._child(self._hub_overloaded, reason).inc()
+
+    def rate_limited(self, consumer: str, action: str, kind: str) -> None:
+        self._child(self._limited, consumer, action, kind).inc()
+
+    def ratelimit_redis_error(self, on_error: str) -> None:
+        self._child(self._limiter_errors, on_error).inc()
 
     def reloaded(self, ok: bool) -> None:
         self._child(self._reloads, "ok" if ok else "error").inc()

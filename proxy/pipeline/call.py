@@ -3,13 +3,14 @@ plain values: `Incoming` is what the web layer read off the request."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..catalogue import Action, Catalogue
 from ..registry import App, Registry
 from ..types import CallRecord
+from .limits import NO_HEADERS, call_checks, spend
 from .relay import Relay, Target, call_provider
 from .steps import (
     authenticate,
@@ -40,6 +41,14 @@ class Incoming:
 
 
 @dataclass(frozen=True, slots=True)
+class Reply:
+    """A 200 answer: its body and the headers that go with it (RateLimit)."""
+
+    body: bytes
+    headers: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
 class Caller:
     consumer: App
     community: str
@@ -65,7 +74,7 @@ async def read_call_body(incoming: Incoming, record: CallRecord) -> dict[str, An
 
 
 async def call(relay: Relay, catalogue: Catalogue, registry: Registry, incoming: Incoming,
-               record: CallRecord) -> bytes:
+               record: CallRecord) -> Reply:
     """`POST /v1/services/call/{action}/{provider}`: the provider's validated answer."""
     caller = await identify(catalogue, registry, incoming, record)
     provider, provision = await resolve_provider(registry, caller.action, incoming.provider, caller.community)
@@ -73,12 +82,17 @@ async def call(relay: Relay, catalogue: Catalogue, registry: Registry, incoming:
     version = choose_version(caller.action, provision, incoming.version)
     record.version = version.version
     timeout_ms = deadline_ms(incoming.timeout, provision.timeout_ms or relay.timeout_ms)
+    headers = NO_HEADERS
+    if (limits := relay.limits) is not None and (
+            checks := call_checks(limits, caller.consumer, caller.community, caller.action.name, provider, provision)):
+        headers = await spend(limits, checks, caller.consumer.id, caller.action.name)
     body = await read_call_body(incoming, record)
-    return await call_provider(
+    answer = await call_provider(
         relay, Target(caller.action, version, provider, provision), body,
         community=caller.community, consumer=caller.consumer, request_id=record.request_id,
         deadline_s=timeout_ms / 1000, record=record,
     )
+    return Reply(answer, headers)
 
 
 async def discover(catalogue: Catalogue, registry: Registry, incoming: Incoming,

@@ -16,8 +16,11 @@ whose answer the catalogue leaves undescribed is an entry without `data`.
 
 Request-level problems still answer with their own status, in the order
 docs/contract.md fixes: auth → community → action → consumer may call it →
-version (404 if the catalogue lacks it) → parameters → media type → size →
-JSON → request schema. The body is checked once per distinct version
+version (404 if the catalogue lacks it) → parameters → rate limit → media type → size →
+JSON → request schema. The rate limit comes before the body is read: the
+consumer's limits count the fan-out as one call, each provider's protection
+rate one call per provider called (a provider over it gets a `rate_limited`
+result). The body is checked once per distinct version
 chosen; if it fails the (strict) request schema of *every* provider's
 version, nothing is sent and the call answers 400 `invalid_request`, as a
 single call would. If it fails only some versions, those providers get an
@@ -37,7 +40,8 @@ from ..errors import HubError, InternalError, InvalidRequest, ProviderTimeout
 from ..observe.logs import get_logger
 from ..registry import App, Registry
 from ..types import CallRecord, ValidationIssue
-from .call import Caller, Incoming, identify, read_call_body
+from .call import Caller, Incoming, Reply, identify, read_call_body
+from .limits import NO_HEADERS, consumer_checks, provider_checks, spend
 from .relay import Relay, Target, call_provider
 from .steps import catalogue_version, context_for, deadline_ms, forwarded_body, positive_int
 
@@ -114,6 +118,9 @@ async def call_leg(relay: Relay, leg: Leg, body: dict[str, Any], caller: Caller,
     target = leg.target
     entry: dict[str, Any] = {"provider": target.provider.public(), "version": target.version.version}
     try:
+        if relay.limits is not None and (checks := provider_checks(target.provider, target.action.name,
+                                                                    target.provision)):
+            await spend(relay.limits, checks, caller.consumer.id, target.action.name)
         answer = await call_provider(
             relay, target, body, community=caller.community, consumer=caller.consumer,
             request_id=request_id, deadline_s=leg.deadline_ms / 1000,
@@ -164,7 +171,7 @@ async def run_legs(relay: Relay, legs: list[Leg], body: dict[str, Any], caller: 
 
 
 async def fanout(relay: Relay, catalogue: Catalogue, registry: Registry, incoming: Incoming,
-                 record: CallRecord) -> bytes:
+                 record: CallRecord) -> Reply:
     """`POST /v1/services/call/{action}`: `{"results": [...]}`, one per provider."""
     caller = await identify(catalogue, registry, incoming, record)
     wanted = catalogue_version(caller.action, incoming.version)
@@ -172,9 +179,15 @@ async def fanout(relay: Relay, catalogue: Catalogue, registry: Registry, incomin
     providers = await registry.providers(caller.action.name, caller.community)
     legs = legs_for(relay, caller.action, list(providers), wanted, incoming.timeout)
     record.version = wanted
+    headers = NO_HEADERS
+    # The consumer's limits count the fan-out once; each provider's protection
+    # counts its own leg (call_leg), so one provider over its rate fails alone.
+    if relay.limits is not None and (checks := consumer_checks(relay.limits, caller.consumer, caller.community,
+                                                               caller.action.name)):
+        headers = await spend(relay.limits, checks, caller.consumer.id, caller.action.name)
     body = await read_call_body(incoming, record)
     results: list[dict[str, Any]] = []
     if legs:
         check_request(legs, body, caller, relay, record.request_id)
         results = await run_legs(relay, legs, body, caller, record.request_id)
-    return orjson.dumps({"results": results})
+    return Reply(orjson.dumps({"results": results}), headers)

@@ -22,6 +22,7 @@ from ..errors import (
 from ..registry import App, Provision
 from ..types import CallObserver, CallRecord, CallSite
 from ..upstream import Guards, ProviderClient
+from .limits import RateLimits
 from .steps import context_for, forwarded_body
 
 
@@ -46,6 +47,7 @@ class Relay:
     guards: Guards
     observer: CallObserver
     timeout_ms: int  # [upstream] timeout_ms; a provision's timeoutMs overrides it
+    limits: RateLimits | None = None  # None: no call is ever limited
 
 
 async def call_provider(

@@ -7,9 +7,9 @@ hub instance, cached in process).
 
 from .backends import BACKENDS, open_registry
 from .base import PutOutcome, Registry
-from .manifest import App, ManifestError, Provision, Secret, parse_manifest
+from .manifest import ANY_ACTION, App, Limits, ManifestError, Provision, Secret, parse_manifest
 
 __all__ = [
-    "BACKENDS", "App", "ManifestError", "Provision", "PutOutcome", "Registry", "Secret",
+    "ANY_ACTION", "BACKENDS", "App", "Limits", "ManifestError", "Provision", "PutOutcome", "Registry", "Secret",
     "open_registry", "parse_manifest",
 ]

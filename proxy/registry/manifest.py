@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..jsonpointer import escape
 from ..tokens import TOKEN_PREFIX
+from ..types import QUOTA_UNITS, RATE_UNITS, Rate, parse_rate
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _KEYS = {"id", "displayName", "icon", "secret", "tokens", "communities", "provides", "consumes",
-         "$comment"}
-_PROVIDES_KEYS = {"url", "versions", "maxConcurrency", "timeoutMs"}
+         "limits", "$comment"}
+_PROVIDES_KEYS = {"url", "versions", "maxConcurrency", "timeoutMs", "maxRate"}
+_LIMIT_KEYS = {"rate", "quota"}
+ANY_ACTION = "*"
 
 
 class ManifestError(Exception):
@@ -51,6 +54,15 @@ class Provision:
     versions: frozenset[int]
     max_concurrency: int | None = None
     timeout_ms: int | None = None
+    max_rate: Rate | None = None  # provider protection, across all consumers
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """A consumer's limits for one action (or "*"): either may be absent."""
+
+    rate: Rate | None = None
+    quota: Rate | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +75,8 @@ class App:
     communities: frozenset[str]
     provides: Mapping[str, Provision]
     consumes: frozenset[str]
+    # Action name or "*" -> the consumer's limits, as declared.
+    limits: Mapping[str, Limits] = field(default_factory=dict)
     # The manifest as written (secret reference, not value): what the admin API returns.
     manifest: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -116,6 +130,7 @@ def parse_manifest(
         communities=frozenset(communities),
         provides=provides,
         consumes=frozenset(consumes),
+        limits=_limits(doc.get("limits", {})),
         manifest=doc,
     )
 
@@ -130,17 +145,24 @@ def _string_list(doc: dict[str, Any], key: str) -> list[str]:
     return value
 
 
-def _provides(value: Any) -> dict[str, Provision]:
+def _per_action(value: Any, field_: str, shape: str, keys: set[str]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(action, its JSON Pointer, its object) of an object keyed by action name,
+    each object holding only `keys`."""
     if not isinstance(value, dict):
-        raise ManifestError("/provides", "must be an object of action name -> {url, versions}")
-    provides: dict[str, Provision] = {}
+        raise ManifestError(f"/{field_}", f"must be an object of action name -> {shape}")
     for action, spec in value.items():
-        where = "/provides/" + escape(action)
+        where = f"/{field_}/" + escape(action)
         if not isinstance(spec, dict):
-            raise ManifestError(where, "must be an object with 'url' and 'versions'")
+            raise ManifestError(where, f"must be an object {shape}")
         for key in spec:
-            if key not in _PROVIDES_KEYS:
-                raise ManifestError(f"{where}/{key}", f"unknown field (expected {', '.join(sorted(_PROVIDES_KEYS))})")
+            if key not in keys:
+                raise ManifestError(f"{where}/{key}", f"unknown field (expected {', '.join(sorted(keys))})")
+        yield action, where, spec
+
+
+def _provides(value: Any) -> dict[str, Provision]:
+    provides: dict[str, Provision] = {}
+    for action, where, spec in _per_action(value, "provides", "{url, versions, …}", _PROVIDES_KEYS):
         url = spec.get("url")
         if not isinstance(url, str) or not re.match(r"^https?://[^/\s]+", url):
             raise ManifestError(f"{where}/url", "must be an http:// or https:// URL")
@@ -154,13 +176,33 @@ def _provides(value: Any) -> dict[str, Provision]:
             if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0):
                 raise ManifestError(f"{where}/{key}", "must be a positive integer")
             limits[key] = limit
+        max_rate = spec.get("maxRate")
         provides[action] = Provision(
             url=url,
             versions=frozenset(versions),
             max_concurrency=limits["maxConcurrency"],
             timeout_ms=limits["timeoutMs"],
+            max_rate=None if max_rate is None else _rate(f"{where}/maxRate", max_rate, RATE_UNITS),
         )
     return provides
+
+
+def _limits(value: Any) -> dict[str, Limits]:
+    limits = {}
+    for action, where, spec in _per_action(value, "limits", '(or "*") {rate, quota}', _LIMIT_KEYS):
+        rate, quota = spec.get("rate"), spec.get("quota")
+        limits[action] = Limits(
+            rate=None if rate is None else _rate(f"{where}/rate", rate, RATE_UNITS),
+            quota=None if quota is None else _rate(f"{where}/quota", quota, QUOTA_UNITS),
+        )
+    return limits
+
+
+def _rate(where: str, value: Any, units: tuple[str, ...]) -> Rate:
+    try:
+        return parse_rate(value, units)
+    except ValueError as exc:
+        raise ManifestError(where, str(exc)) from None
 
 
 def _secret(value: Any, environ: Mapping[str, str], resolve: bool, *, required: bool) -> Secret | None:

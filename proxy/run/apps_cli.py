@@ -132,8 +132,25 @@ def list_apps(config: Config, *, as_json: bool) -> int:
         print(f"{doc['id']}\t{doc.get('displayName', doc['id'])}\t"
               f"communities={','.join(doc.get('communities', [])) or '-'}\t"
               f"provides={','.join(doc.get('provides', {})) or '-'}\t"
-              f"consumes={','.join(doc.get('consumes', [])) or '-'}")
+              f"consumes={','.join(doc.get('consumes', [])) or '-'}\t"
+              f"limits={declared_limits(doc) or '-'}")
     return 0
+
+
+def declared_limits(doc: dict[str, Any]) -> str:
+    """The manifest's limits in one field: `*=100/s;A=10/s+50000/day;A@provider=200/s`."""
+    parts = []
+    limits = doc.get("limits")
+    if isinstance(limits, dict):
+        for action, spec in limits.items():
+            if isinstance(spec, dict):
+                parts.append(f"{action}=" + "+".join(str(spec[k]) for k in ("rate", "quota") if k in spec))
+    provides = doc.get("provides")
+    if isinstance(provides, dict):
+        for action, spec in provides.items():
+            if isinstance(spec, dict) and "maxRate" in spec:
+                parts.append(f"{action}@provider={spec['maxRate']}")
+    return ";".join(parts)
 
 
 def remove(config: Config, app_id: str) -> int:

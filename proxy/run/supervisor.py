@@ -46,6 +46,7 @@ from ..config import Config, ConfigError
 from ..errors import CatalogueError
 from ..observe.logs import get_logger
 from ..observe.metrics import MULTIPROC_ENV, use_shared_values
+from ..ratelimit.local import FILE_NAME as RATELIMIT_FILE
 from ..registry import open_registry
 from ..web.state import Loaded, load
 from .exits import EXIT_STARTUP, startup_failure
@@ -266,11 +267,13 @@ def supervise(config: Config) -> int:
 @contextlib.contextmanager
 def shared_metrics_dir() -> Iterator[None]:
     """A fresh PROMETHEUS_MULTIPROC_DIR for this run's workers (see observe/metrics.py);
-    an operator's own is used as is, and emptied first as the library asks."""
+    an operator's own is used as is, and emptied first as the library asks. The
+    `local` limiter's counters live there too (ratelimit/local.py)."""
     given = os.environ.get(MULTIPROC_ENV)
     path = given or tempfile.mkdtemp(prefix="apihub-metrics-")
-    for stale in glob.glob(os.path.join(path, "*.db")):
-        os.unlink(stale)
+    for stale in [*glob.glob(os.path.join(path, "*.db")), os.path.join(path, RATELIMIT_FILE)]:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(stale)
     os.environ[MULTIPROC_ENV] = path
     try:
         yield

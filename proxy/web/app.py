@@ -12,8 +12,10 @@ from ..observe.calls import CallObservers
 from ..observe.conformance import Conformance
 from ..observe.logs import get_logger
 from ..observe.metrics import Metrics
+from ..pipeline.limits import RateLimits
 from ..pipeline.relay import Relay
-from ..registry import Registry, open_registry
+from ..ratelimit import open_limiter
+from ..registry import Limits, Registry, open_registry
 from ..types import BreakerState
 from ..upstream import Guards, check_client, open_client
 from . import openapi, pages
@@ -46,8 +48,15 @@ def create_app(
         metrics.breaker_changed(provider, new)
         log.warning("breaker_state_changed", provider=provider, **{"from": old.value, "to": new.value})
 
+    rate, quota = config.ratelimit.default
+    limits = RateLimits(
+        limiter=open_limiter(config, metrics),
+        default=Limits(rate, quota) if rate or quota else None,
+        on_limited=metrics.rate_limited,
+    )
     hub = Hub(
         config=config,
+        limits=limits,
         snapshot=snapshot,
         metrics=metrics,
         guards=Guards(config.breaker, config.upstream.max_concurrency, breaker_changed),
@@ -70,9 +79,11 @@ def create_app(
         guards=hub.guards,
         observer=CallObservers(metrics, [hub.conformance]),
         timeout_ms=config.upstream.timeout_ms,
+        limits=limits,
     )
     app.cleanup_ctx.append(_registry_ctx)
     app.cleanup_ctx.append(_client_ctx)
+    app.cleanup_ctx.append(_limiter_ctx)
     app[openapi.OPENAPI_CACHE] = openapi.OpenApiCache()
     add_routes(app, [
         ("POST", "/v1/services/call/{action}/{provider}", call_handler, "call"),
@@ -101,3 +112,13 @@ async def _client_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await app[RELAY].client.close()
+
+
+async def _limiter_ctx(app: web.Application) -> AsyncIterator[None]:
+    limits = app[HUB].limits
+    assert limits is not None
+    await limits.limiter.start()
+    try:
+        yield
+    finally:
+        await limits.limiter.close()

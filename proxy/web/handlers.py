@@ -13,7 +13,7 @@ from aiohttp import web
 
 from ..catalogue import Catalogue
 from ..errors import BadRequest, HubOverloaded, PayloadTooLarge, RequestTimeout
-from ..pipeline.call import Incoming, call, discover
+from ..pipeline.call import Incoming, Reply, call, discover
 from ..pipeline.fanout import fanout
 from ..pipeline.relay import Relay
 from ..registry import Registry
@@ -23,7 +23,7 @@ from .state import HUB, Hub
 
 RELAY = web.AppKey("relay", Relay)
 # call or fanout: both answer the bytes the consumer gets.
-Pipeline = Callable[[Relay, Catalogue, Registry, Incoming, CallRecord], Awaitable[bytes]]
+Pipeline = Callable[[Relay, Catalogue, Registry, Incoming, CallRecord], Awaitable[Reply]]
 JSON = "application/json"
 
 
@@ -91,6 +91,12 @@ def check_budget(hub: Hub) -> None:
             f"(limit {budget.limit}); retry shortly", headers={"Retry-After": "1"})
 
 
+def _reply(reply: Reply) -> web.Response:
+    response = _json(reply.body)
+    response.headers.update(reply.headers)
+    return response
+
+
 async def call_handler(request: web.Request) -> web.StreamResponse:
     return await _relayed(request, call)
 
@@ -103,9 +109,9 @@ async def _relayed(request: web.Request, pipeline: Pipeline) -> web.StreamRespon
     hub = request.app[HUB]
     check_budget(hub)
     snapshot = hub.snapshot  # read once: a reload mid-call does not change it
-    answer = await pipeline(request.app[RELAY], snapshot.catalogue, snapshot.registry, incoming(request, hub),
-                            request[RECORD])
-    return _json(answer)
+    reply = await pipeline(request.app[RELAY], snapshot.catalogue, snapshot.registry, incoming(request, hub),
+                           request[RECORD])
+    return _reply(reply)
 
 
 async def discover_handler(request: web.Request) -> web.StreamResponse:
@@ -131,6 +137,10 @@ def health_of(hub: Hub) -> dict[str, Any]:
     if registry is not None:
         body["registry"] = registry
         if registry.get("status") != "ok":
+            body["status"] = "degraded"
+    if hub.limits is not None:
+        body["ratelimit"] = limiter = hub.limits.limiter.health()
+        if limiter["status"] != "ok":
             body["status"] = "degraded"
     return body
 

@@ -20,6 +20,7 @@ from ..errors import CatalogueError, Problem
 from ..observe.conformance import Conformance
 from ..observe.logs import get_logger
 from ..observe.metrics import Metrics
+from ..pipeline.limits import RateLimits
 from ..registry import Registry
 from ..upstream import Guards
 from . import heap
@@ -98,6 +99,7 @@ class Hub:
     guards: Guards
     compiler: SchemaCompiler
     conformance: Conformance
+    limits: RateLimits | None = None
     # Set by a serving process: keep the catalogue out of the GC's walks (heap.py).
     freeze_heap: bool = False
     last_reload_error: str | None = None
