@@ -67,7 +67,8 @@ class CallObserver(Protocol):
 class CallRecord:
     """What the access line says about one request; filled in step by step."""
 
-    request_id: str
+    request_id: str  # the hub's own, unique per call
+    correlation_id: str | None = None  # the consumer's valid X-Request-Id
     route: str = "-"
     action: str = ""
     version: int | None = None

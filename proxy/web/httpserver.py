@@ -31,7 +31,6 @@ two budget updates and one buffer-size read.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -54,7 +53,7 @@ from ..errors import (
 )
 from ..observe.logs import get_logger
 from .budget import Budget
-from .middleware import problem_response
+from .middleware import new_request_id, problem_response
 from .state import HUB
 
 log = get_logger("apihub.access")
@@ -191,7 +190,7 @@ class HubRequestHandler(RequestHandler):
             self.close()
             return
         if self._head_partial:
-            request_id = uuid.uuid4().hex
+            request_id = new_request_id()
             error = RequestTimeout(
                 f"the request head was not received within {round(self._head_timeout_s * 1000)} ms")
             self.transport.write(raw_problem(error, request_id))
@@ -260,7 +259,7 @@ class HubRequestHandler(RequestHandler):
         if request.writer.output_size > 0:
             raise ConnectionError("response already started; cannot send the error")
         error = rejection_for(status, exc, self.max_line_size)
-        request_id = uuid.uuid4().hex
+        request_id = new_request_id()
         if isinstance(error, InternalError):
             error_log.error("unhandled_error_below_app", requestId=request_id, exc_info=exc)
         self._rejected(error, request_id, type(exc).__name__ if exc is not None else "-")

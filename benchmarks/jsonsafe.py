@@ -1,0 +1,75 @@
+"""What the JSON rules cost (proxy/jsonsafe.py): µs per read with
+`orjson.loads` alone and with the hub's checks (depth, exact numbers,
+duplicate keys), side by side, on the shipped example payloads.
+
+    .venv/bin/python benchmarks/jsonsafe.py
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import timeit
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+import provider  # noqa: E402
+
+from proxy import jsonsafe  # noqa: E402
+
+REQUEST = (b'{"data": {"entity": {"type": "student", "id": "s-1042"}, '
+           b'"from": "2026-03-01", "to": "2026-03-31"}}')
+
+
+def _floats(raw: bytes) -> bytes:
+    """The large answer with a 17-digit double in every event (what another
+    language's encoder writes): the number check's slower path, still exact."""
+    answer = orjson.loads(raw)
+    for i, event in enumerate(answer["data"]["events"]):
+        event["score"] = 0.1 + i * 0.2  # 0.30000000000000004, ...
+    return orjson.dumps(answer)
+
+
+def _per_call_us(fn: Any, budget_s: float) -> float:
+    number = max(1, int(budget_s / max(timeit.timeit(fn, number=1), 1e-7)))
+    return min(timeit.repeat(fn, number=number, repeat=5)) / number * 1e6
+
+
+def measure(quick: bool = False) -> dict[str, Any]:
+    budget = 0.05 if quick else 0.2
+    cases = [("consumer body (request)", REQUEST, False),
+             ("answer, small", provider.SMALL, True),
+             ("answer, large", provider.LARGE, True),
+             ("answer, large, 17-digit doubles", _floats(provider.LARGE), True),
+             ("answer, large, written with spaces (not compact)",
+              json.dumps(orjson.loads(provider.LARGE), ensure_ascii=False).encode(), True)]
+    rows = []
+    for label, raw, unique in cases:
+        # Interleaved, best of several rounds: the machine is shared.
+        base, safe = float("inf"), float("inf")
+        for _ in range(3):
+            base = min(base, _per_call_us(lambda raw=raw: orjson.loads(raw), budget))
+            safe = min(safe, _per_call_us(
+                lambda raw=raw, unique=unique: jsonsafe.loads(raw, max_depth=64, unique_keys=unique), budget))
+        rows.append({"payload": label, "bytes": len(raw), "orjson_us": round(base, 2),
+                     "checked_us": round(safe, 2), "added_us": round(safe - base, 2),
+                     "ratio": round(safe / base, 2)})
+    return {"rows": rows}
+
+
+def markdown(result: dict[str, Any]) -> str:
+    lines = ["| payload | bytes | `orjson.loads` µs | with the checks µs | added µs | ratio |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    lines += [f"| {r['payload']} | {r['bytes']:,} | {r['orjson_us']} | {r['checked_us']} | "
+              f"{r['added_us']} | {r['ratio']}× |" for r in result["rows"]]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(markdown(measure(quick="--quick" in sys.argv)))
