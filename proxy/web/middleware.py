@@ -45,6 +45,15 @@ PROBLEM_JSON = "application/problem+json"
 RECORD = web.RequestKey("record", CallRecord)
 
 
+def check_transfer_coding(request: web.BaseRequest) -> None:
+    """aiohttp reads `Transfer-Encoding: gzip, chunked` as plain chunked, so
+    the hub would validate bytes other than the ones meant: only `chunked`
+    alone is accepted (docs/contract.md §4, `bad_request`)."""
+    given = request.headers.getall("Transfer-Encoding", ())
+    if given and [c.strip().lower() for v in given for c in v.split(",") if c.strip()] != ["chunked"]:
+        raise BadRequest("Transfer-Encoding other than chunked is not accepted")
+
+
 def new_request_id() -> str:
     """The hub's own id of a request: unique and unguessable, since providers
     may use it as a replay key (16 random bytes, ~1 µs; no fork-shared state)."""
@@ -126,6 +135,7 @@ def make_middleware(metrics: Metrics, calls: InFlight | None = None) -> Any:
         if task is not None and calls is not None:
             calls.tasks.add(task)
         try:
+            check_transfer_coding(request)
             response = await handler(request)
             code = "ok"
         except asyncio.CancelledError:
@@ -137,6 +147,8 @@ def make_middleware(metrics: Metrics, calls: InFlight | None = None) -> Any:
             response, code = problem_response(error, record.request_id), error.code
         except HubError as exc:
             response, code = problem_response(exc, record.request_id), exc.code
+            if isinstance(exc, BadRequest) and request.body_exists:
+                response.force_close()  # what is left of the body is not a next request
         except web.HTTPException as exc:
             error = _from_http_exception(exc)
             response, code = problem_response(error, record.request_id), error.code
