@@ -36,6 +36,14 @@ def _floats(raw: bytes) -> bytes:
     return orjson.dumps(answer)
 
 
+NOTE = ("`orjson.loads` alone against `proxy.jsonsafe.loads` (depth, exact numbers and, for answers, "
+        "duplicate keys), interleaved, best of 3 rounds; the same bytes, one process. Answers written by a "
+        "compact encoder (orjson, Go, Jackson, JSON.stringify) cost one re-encoding more; answers written "
+        "otherwise also a count of `:` and a numbers scan. Refusing duplicate keys in consumer bodies "
+        "as well would cost the row \"consumer body, duplicates refused\" (not shipped: the last value "
+        "wins and is what the provider receives). Reproduce: `.venv/bin/python benchmarks/jsonsafe.py`.")
+
+
 def _per_call_us(fn: Any, budget_s: float) -> float:
     number = max(1, int(budget_s / max(timeit.timeit(fn, number=1), 1e-7)))
     return min(timeit.repeat(fn, number=number, repeat=5)) / number * 1e6
@@ -44,6 +52,7 @@ def _per_call_us(fn: Any, budget_s: float) -> float:
 def measure(quick: bool = False) -> dict[str, Any]:
     budget = 0.05 if quick else 0.2
     cases = [("consumer body (request)", REQUEST, False),
+             ("consumer body, duplicates refused (not shipped)", REQUEST, True),
              ("answer, small", provider.SMALL, True),
              ("answer, large", provider.LARGE, True),
              ("answer, large, 17-digit doubles", _floats(provider.LARGE), True),
@@ -60,7 +69,9 @@ def measure(quick: bool = False) -> dict[str, Any]:
         rows.append({"payload": label, "bytes": len(raw), "orjson_us": round(base, 2),
                      "checked_us": round(safe, 2), "added_us": round(safe - base, 2),
                      "ratio": round(safe / base, 2)})
-    return {"rows": rows}
+    result: dict[str, Any] = {"rows": rows, "note": NOTE}
+    result["table"] = markdown(result)
+    return result
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -73,3 +84,5 @@ def markdown(result: dict[str, Any]) -> str:
 
 if __name__ == "__main__":
     print(markdown(measure(quick="--quick" in sys.argv)))
+    print()
+    print(NOTE)

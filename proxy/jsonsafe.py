@@ -9,8 +9,9 @@ to Python only where those say a problem is possible:
 
 - depth: the value is encoded wrapped in `254 - max_depth` lists, so
   orjson's own nesting limit (254) refuses exactly what is too deep;
-- an answer whose re-encoding is its very bytes (what compact encoders
-  write) has no repeated key and only exact numbers: nothing more to check;
+- an answer whose re-encoding is its very bytes, whitespace between tokens
+  aside (what common encoders write), has no repeated key and only exact
+  numbers: nothing more to check;
 - duplicate keys: more `:` in the bytes than in the re-encoding of what
   orjson kept means a key was dropped (escaped colons counted in);
 - numbers: only a run of 16+ digits or a 3-digit exponent can be inexact;
@@ -34,6 +35,7 @@ INT_MIN, INT_MAX = -(2**63), 2**64 - 1  # what orjson keeps as an int
 
 _ORJSON_MAX_DEPTH = 254  # nesting orjson.dumps still encodes
 _COUNT_BELOW = 4096
+_WHITESPACE = b" \t\r\n"
 _NUMBERISH = bytes.maketrans(bytes(range(256)), bytes(
     ord("0") if chr(b) in "0123456789." else ord("e") if chr(b) in "eE" else ord("+") if chr(b) in "+-"
     else ord(" ") for b in range(256)))
@@ -68,9 +70,6 @@ def loads(raw: bytes, *, max_depth: int, unique_keys: bool) -> Any:
     # more than the padding on large bodies, which are padded unasked.
     deep = len(raw) > _COUNT_BELOW or raw.count(b"[") + raw.count(b"{") > max_depth
     pad = _ORJSON_MAX_DEPTH - max_depth if deep else 0
-    if not pad and not unique_keys:
-        _check_numbers(raw)
-        return value
     wrapped: Any = value
     for _ in range(pad):
         wrapped = [wrapped]
@@ -80,8 +79,8 @@ def loads(raw: bytes, *, max_depth: int, unique_keys: bool) -> Any:
         message = f"nested deeper than {max_depth} levels"
         where = _too_deep_at(value, max_depth)
         raise UnsafeJson(message, (ValidationIssue(where, message),) if where is not None else ()) from None
-    if len(compact) == len(raw) + 2 * pad and compact.startswith(raw, pad):
-        return value  # the same bytes: the same numbers, no key dropped
+    if _same_tokens(raw, compact, pad):
+        return value  # the same tokens: the same numbers, no key dropped
     if unique_keys:
         colons = raw.count(b":")
         if b"\\u" in raw:
@@ -90,6 +89,17 @@ def loads(raw: bytes, *, max_depth: int, unique_keys: bool) -> Any:
             _slow_check(raw, unique_keys=True)
     _check_numbers(raw)
     return value
+
+
+def _same_tokens(raw: bytes, compact: bytes, pad: int) -> bool:
+    """Whether `raw` is `compact` (padded with `pad` brackets each side) up to
+    whitespace between tokens. Whitespace inside strings is spaces alone (JSON
+    escapes the rest) and the same in both, so dropping every space compares
+    token for token."""
+    if len(compact) == len(raw) + 2 * pad and compact.startswith(raw, pad):
+        return True
+    stripped, compact = raw.translate(None, _WHITESPACE), compact.translate(None, _WHITESPACE)
+    return len(compact) == len(stripped) + 2 * pad and compact.startswith(stripped, pad)
 
 
 def _too_deep_at(value: Any, max_depth: int) -> str | None:

@@ -81,6 +81,19 @@ def test_duplicate_keys(raw: bytes, pointer: str) -> None:
     assert loads(raw, max_depth=64, unique_keys=False) == orjson.loads(raw)  # the last value wins
 
 
+@pytest.mark.parametrize("raw", [
+    b'{\n  "a": 1,\n  "a": 2\n}',
+    b'{"a b": 18446744073709551616, "c": " "}',
+    b'[\n 0.12345678901234567890123456789012345\n]',
+    b'{"a": 1, "b": {"a": 1}, "b": "x y"}',
+])
+def test_whitespace_between_tokens_hides_nothing(raw: bytes) -> None:
+    """Answers equal to their re-encoding up to whitespace skip the later
+    checks: a dropped key or a changed number must still make them differ."""
+    with pytest.raises(UnsafeJson):
+        loads(raw, max_depth=64, unique_keys=True)
+
+
 def test_max_json_depth_config() -> None:
     assert parse_config({"limits": {"max_json_depth": 10}}, base_dir=Path(".")).limits.max_json_depth == 10
     for bad in (0, 251):
