@@ -37,9 +37,10 @@ def _floats(raw: bytes) -> bytes:
 
 
 NOTE = ("`orjson.loads` alone against `proxy.jsonsafe.loads` (depth, exact numbers and, for answers, "
-        "duplicate keys), interleaved, best of 3 rounds; the same bytes, one process. Answers written by a "
-        "compact encoder (orjson, Go, Jackson, JSON.stringify) cost one re-encoding more; answers written "
-        "otherwise also a count of `:` and a numbers scan. Refusing duplicate keys in consumer bodies "
+        "duplicate keys), interleaved, best of 3 rounds; the same bytes, one process. An answer equal to "
+        "its re-encoding up to whitespace between tokens (what common encoders write, pretty-printed or "
+        "not) costs one re-encoding, plus two whitespace-dropping passes when it is not compact; any other "
+        "also a count of `:` and a scan for long digit runs. Refusing duplicate keys in consumer bodies "
         "as well would cost the row \"consumer body, duplicates refused\" (not shipped: the last value "
         "wins and is what the provider receives). Reproduce: `.venv/bin/python benchmarks/jsonsafe.py`.")
 

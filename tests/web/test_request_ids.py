@@ -11,8 +11,9 @@ from typing import Any
 import orjson
 import pytest
 
+from proxy.catalogue.loader import load_catalogue
 from tests.conftest import HubFactory, LogSink, Provider
-from tests.support import ECHO, call_headers
+from tests.support import ECHO, ROOT, call_headers
 
 CALL = f"/v1/services/call/{ECHO}/provider-app"
 FANOUT = f"/v1/services/call/{ECHO}"
@@ -98,3 +99,16 @@ async def test_fanout_legs_share_the_hub_id_and_carry_the_correlation_id(hub: An
     context = orjson.loads(raw)["context"]
     assert HUB_ID.fullmatch(context["requestId"]) and headers["X-Request-Id"] == context["requestId"]
     assert context["correlationId"] == "fan-1"
+
+
+def test_shipped_catalogue_accepts_a_correlation_id() -> None:
+    """Providers built from the shipped schemas must take the new context field."""
+    catalogue = load_catalogue(ROOT / "catalogue")
+    for action in catalogue.actions.values():
+        for version in action.versions.values():
+            context = {"issuedAt": "2026-03-01T12:00:00.000Z", "action": action.name, "community": "c",
+                       "version": version.version, "requester": "r", "requestId": "0" * 32}
+            pointers = {issue.pointer for issue in version.validate_request({"context": context, "secret": "s"})}
+            with_correlation = {**context, "correlationId": "corr-1"}
+            assert {issue.pointer for issue in version.validate_request(
+                {"context": with_correlation, "secret": "s"})} == pointers, (action.name, version.version)
