@@ -2,11 +2,14 @@
 `orjson.loads` alone and with the hub's checks (depth, exact numbers,
 duplicate keys), side by side, on the shipped example payloads.
 
-    .venv/bin/python benchmarks/jsonsafe.py
+    .venv/bin/python benchmarks/jsonsafe.py [--quick] [--write]
+
+`--write` replaces its section in RESULTS.md; `make bench` runs it too.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import timeit
@@ -19,6 +22,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
+import jsonschema_suite  # noqa: E402
 import provider  # noqa: E402
 
 from proxy import jsonsafe  # noqa: E402
@@ -36,13 +40,14 @@ def _floats(raw: bytes) -> bytes:
     return orjson.dumps(answer)
 
 
+START, END = "<!-- jsonsafe:start -->", "<!-- jsonsafe:end -->"
 NOTE = ("`orjson.loads` alone against `proxy.jsonsafe.loads` (depth, exact numbers and, for answers, "
         "duplicate keys), interleaved, best of 3 rounds; the same bytes, one process. An answer equal to "
         "its re-encoding up to whitespace between tokens (what common encoders write, pretty-printed or "
         "not) costs one re-encoding, plus two whitespace-dropping passes when it is not compact; any other "
         "also a count of `:` and a scan for long digit runs. Refusing duplicate keys in consumer bodies "
         "as well would cost the row \"consumer body, duplicates refused\" (not shipped: the last value "
-        "wins and is what the provider receives). Reproduce: `.venv/bin/python benchmarks/jsonsafe.py`.")
+        "wins and is what the provider receives). Reproduce: `.venv/bin/python benchmarks/jsonsafe.py --write`.")
 
 
 def _per_call_us(fn: Any, budget_s: float) -> float:
@@ -70,20 +75,30 @@ def measure(quick: bool = False) -> dict[str, Any]:
         rows.append({"payload": label, "bytes": len(raw), "orjson_us": round(base, 2),
                      "checked_us": round(safe, 2), "added_us": round(safe - base, 2),
                      "ratio": round(safe / base, 2)})
-    result: dict[str, Any] = {"rows": rows, "note": NOTE}
-    result["table"] = markdown(result)
-    return result
+    return {"rows": rows}
 
 
-def markdown(result: dict[str, Any]) -> str:
-    lines = ["| payload | bytes | `orjson.loads` µs | with the checks µs | added µs | ratio |",
-             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+def render(result: dict[str, Any]) -> list[str]:
+    lines = [START, "## JSON rules: what reading a body or an answer safely costs (µs per read, one core)", ""]
+    if not result:
+        return [*lines, "Not measured.", "", END]
+    lines += ["| payload | bytes | `orjson.loads` µs | with the checks µs | added µs | ratio |",
+              "| --- | ---: | ---: | ---: | ---: | ---: |"]
     lines += [f"| {r['payload']} | {r['bytes']:,} | {r['orjson_us']} | {r['checked_us']} | "
               f"{r['added_us']} | {r['ratio']}× |" for r in result["rows"]]
-    return "\n".join(lines)
+    return [*lines, "", NOTE, "", END]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="shorter timings")
+    parser.add_argument("--write", action="store_true", help="replace the section in RESULTS.md")
+    args = parser.parse_args()
+    lines = render(measure(quick=args.quick))
+    print("\n".join(lines))
+    if args.write:
+        jsonschema_suite.write(lines, start=START, end=END)
 
 
 if __name__ == "__main__":
-    print(markdown(measure(quick="--quick" in sys.argv)))
-    print()
-    print(NOTE)
+    main()

@@ -10,6 +10,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import jsonsafe
 import jsonschema_suite
 
 if TYPE_CHECKING:
@@ -199,7 +200,8 @@ def write(run: Run, results: Path, chart: Path) -> None:
     _validators(add, x.get("validators", {}))
     lines.extend(jsonschema_suite.render(x.get("jsonschema_suite", {})))
     add("")
-    _jsonsafe(add, x.get("jsonsafe", {}))
+    lines.extend(jsonsafe.render(x.get("jsonsafe", {})))
+    add("")
     _scale(add, run, x.get("scale", {}))
     _redis(add, run, x.get("redis", {}))
     _gap(add, run, ok1 and ok2)
@@ -312,19 +314,6 @@ def _validators(add: Any, v: dict[str, Any]) -> None:
     add("")
     add("Both engines give the same issues (tested in `tests/validation/test_schemas_rs.py`); fastjsonschema stays "
         "the default, `[catalogue] validator = \"jsonschema-rs\"` (extra `rs`) switches.")
-    add("")
-
-
-def _jsonsafe(add: Any, result: dict[str, Any]) -> None:
-    add("## JSON rules: what reading a body or an answer safely costs (µs per read, one core)")
-    add("")
-    if not result:
-        add("Not measured.")
-        add("")
-        return
-    add(result["table"])
-    add("")
-    add(result["note"])
     add("")
 
 

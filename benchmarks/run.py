@@ -39,8 +39,8 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
-import jsonschema_suite  # noqa: E402
 import jsonsafe  # noqa: E402
+import jsonschema_suite  # noqa: E402
 import loadgen  # noqa: E402
 import provider as bench_provider  # noqa: E402
 import scale  # noqa: E402
