@@ -163,13 +163,13 @@ def _triple(values: list[float]) -> str:
     return " ".join(f"{value:.2f}" for value in values)
 
 
-def write(lines: list[str], results: Path = RESULTS) -> None:
-    """Replace the section in RESULTS.md (or add it at the end)."""
+def write(lines: list[str], results: Path = RESULTS, *, start: str = START, end: str = END) -> None:
+    """Replace the section between `start` and `end` in RESULTS.md (or add it at the end)."""
     text = results.read_text() if results.exists() else ""
     section = "\n".join(lines)
-    if START in text and END in text:
-        before, rest = text.split(START, 1)
-        text = before + section + rest.split(END, 1)[1]
+    if start in text and end in text:
+        before, rest = text.split(start, 1)
+        text = before + section + rest.split(end, 1)[1]
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     results.write_text(text)

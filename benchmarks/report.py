@@ -10,6 +10,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import jsonsafe
 import jsonschema_suite
 
 if TYPE_CHECKING:
@@ -198,6 +199,8 @@ def write(run: Run, results: Path, chart: Path) -> None:
     _profile(add, x.get("profile", {}))
     _validators(add, x.get("validators", {}))
     lines.extend(jsonschema_suite.render(x.get("jsonschema_suite", {})))
+    add("")
+    lines.extend(jsonsafe.render(x.get("jsonsafe", {})))
     add("")
     _scale(add, run, x.get("scale", {}))
     _redis(add, run, x.get("redis", {}))

@@ -39,6 +39,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
+import jsonsafe  # noqa: E402
 import jsonschema_suite  # noqa: E402
 import loadgen  # noqa: E402
 import provider as bench_provider  # noqa: E402
@@ -313,6 +314,8 @@ def main() -> int:
             run.extra["validators"] = validators.measure(quick=settings.quick)
         with timed(run, "jsonschema_suite"):
             run.extra["jsonschema_suite"] = jsonschema_suite.measure(quick=settings.quick)
+        with timed(run, "jsonsafe"):
+            run.extra["jsonsafe"] = jsonsafe.measure(quick=settings.quick)
         servers = start_servers(fleet, run)
         with timed(run, "throughput"):
             throughput(run, servers)

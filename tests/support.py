@@ -46,6 +46,7 @@ CONTEXT_SCHEMA = {
         "version": {"type": "integer"},
         "requester": {"type": "string"},
         "requestId": {"type": "string"},
+        "correlationId": {"type": "string"},
     },
 }
 

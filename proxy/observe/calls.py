@@ -6,11 +6,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..errors import HubOverloaded
-from ..types import CallObserver, CallSite, Mode, Side, ValidationIssue
+from ..types import CLIPPED_CHARS, CallObserver, CallSite, Mode, Side, ValidationIssue
 from .logs import get_logger
 from .metrics import Metrics
 
 violation_log = get_logger("apihub.validation")
+
+# A log line stays small whatever the payload (pointers hold its keys).
+LOGGED_ISSUES = 50
 
 
 class CallObservers:
@@ -39,7 +42,8 @@ class CallObservers:
         self._metrics.violation(site.action, site.provider, side, mode)
         violation_log.warning(
             "validation_failed", requestId=request_id, action=site.action, version=site.version,
-            provider=site.provider, side=side, mode=mode, violations=[issue.as_json() for issue in issues],
+            provider=site.provider, side=side, mode=mode, violationCount=len(issues),
+            violations=[issue.clipped(CLIPPED_CHARS).as_json() for issue in issues[:LOGGED_ISSUES]],
         )
         for observer in self._others:
             observer.violation(site, side, mode, issues, request_id)

@@ -37,7 +37,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter
 
 from ..clock import rfc3339
-from ..types import CallSite, Mode, Side, ValidationIssue
+from ..types import CLIPPED_CHARS, CallSite, Mode, Side, ValidationIssue
 
 LAST_VIOLATIONS = 5
 MINUTE_S = 60
@@ -270,7 +270,8 @@ class Conformance:
             return
         now = self._clock()
         entry = self._entry(site)
-        for issue in issues:
+        for issue in issues[-LAST_VIOLATIONS:]:
+            issue = issue.clipped(CLIPPED_CHARS)  # a provider's key, of any length
             entry.violations.append(Violation(now, issue.pointer, issue.message))
         if mode == "report":
             # Strict ones are counted by their invalid_provider_response outcome.

@@ -66,11 +66,11 @@ async def identify(catalogue: Catalogue, registry: Registry, incoming: Incoming,
     return Caller(consumer, community, action)
 
 
-async def read_call_body(incoming: Incoming, record: CallRecord) -> dict[str, Any]:
+async def read_call_body(incoming: Incoming, record: CallRecord, max_depth: int) -> dict[str, Any]:
     check_media_type(incoming.content_type)
     raw = await incoming.read_body() if incoming.read_body is not None else b""
     record.bytes_in = len(raw)
-    return parse_object(raw)
+    return parse_object(raw, max_depth)
 
 
 async def call(relay: Relay, catalogue: Catalogue, registry: Registry, incoming: Incoming,
@@ -86,11 +86,11 @@ async def call(relay: Relay, catalogue: Catalogue, registry: Registry, incoming:
     if (limits := relay.limits) is not None and (
             checks := call_checks(limits, caller.consumer, caller.community, caller.action.name, provider, provision)):
         headers = await spend(limits, checks, caller.consumer.id, caller.action.name)
-    body = await read_call_body(incoming, record)
+    body = await read_call_body(incoming, record, relay.max_json_depth)
     answer = await call_provider(
         relay, Target(caller.action, version, provider, provision), body,
         community=caller.community, consumer=caller.consumer, request_id=record.request_id,
-        deadline_s=timeout_ms / 1000, record=record,
+        correlation_id=record.correlation_id, deadline_s=timeout_ms / 1000, record=record,
     )
     return Reply(answer, headers)
 

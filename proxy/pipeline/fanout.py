@@ -81,7 +81,8 @@ def legs_for(relay: Relay, action: Action, providers: list[App], wanted: int | N
     return legs
 
 
-def check_request(legs: list[Leg], body: dict[str, Any], caller: Caller, relay: Relay, request_id: str) -> None:
+def check_request(legs: list[Leg], body: dict[str, Any], caller: Caller, relay: Relay, request_id: str,
+                  correlation_id: str | None) -> None:
     """400 when the body breaks the strict request schema of every version
     chosen; otherwise each provider's own validation decides (in call_provider)."""
     if not legs:
@@ -95,7 +96,8 @@ def check_request(legs: list[Leg], body: dict[str, Any], caller: Caller, relay: 
             # The context and secret differ per provider only in values the
             # schemas type-check; one representative body per version will do.
             forwarded = forwarded_body(
-                body, context_for(caller.action, version.version, caller.community, caller.consumer, request_id),
+                body, context_for(caller.action, version.version, caller.community, caller.consumer, request_id,
+                            correlation_id),
                 leg.target.provider.secret.value if leg.target.provider.secret else "",
             )
             issues_by_version[version.version] = version.validate_request(forwarded)
@@ -113,7 +115,8 @@ def check_request(legs: list[Leg], body: dict[str, Any], caller: Caller, relay: 
     )
 
 
-async def call_leg(relay: Relay, leg: Leg, body: dict[str, Any], caller: Caller, request_id: str) -> dict[str, Any]:
+async def call_leg(relay: Relay, leg: Leg, body: dict[str, Any], caller: Caller, request_id: str,
+                   correlation_id: str | None) -> dict[str, Any]:
     """One provider's result entry; never raises (except when cancelled)."""
     target = leg.target
     entry: dict[str, Any] = {"provider": target.provider.public(), "version": target.version.version}
@@ -123,7 +126,7 @@ async def call_leg(relay: Relay, leg: Leg, body: dict[str, Any], caller: Caller,
             await spend(relay.limits, checks, caller.consumer.id, target.action.name)
         answer = await call_provider(
             relay, target, body, community=caller.community, consumer=caller.consumer,
-            request_id=request_id, deadline_s=leg.deadline_ms / 1000,
+            request_id=request_id, correlation_id=correlation_id, deadline_s=leg.deadline_ms / 1000,
         )
     except HubError as exc:
         entry["status"] = "error"
@@ -144,8 +147,8 @@ async def call_leg(relay: Relay, leg: Leg, body: dict[str, Any], caller: Caller,
 
 
 async def run_legs(relay: Relay, legs: list[Leg], body: dict[str, Any], caller: Caller,
-                   request_id: str) -> list[dict[str, Any]]:
-    tasks = [asyncio.create_task(call_leg(relay, leg, body, caller, request_id)) for leg in legs]
+                   request_id: str, correlation_id: str | None) -> list[dict[str, Any]]:
+    tasks = [asyncio.create_task(call_leg(relay, leg, body, caller, request_id, correlation_id)) for leg in legs]
     guard_s = max(leg.deadline_ms for leg in legs) / 1000 + _GUARD_S
     try:
         await asyncio.wait(tasks, timeout=guard_s)
@@ -185,9 +188,9 @@ async def fanout(relay: Relay, catalogue: Catalogue, registry: Registry, incomin
     if relay.limits is not None and (checks := consumer_checks(relay.limits, caller.consumer, caller.community,
                                                                caller.action.name)):
         headers = await spend(relay.limits, checks, caller.consumer.id, caller.action.name)
-    body = await read_call_body(incoming, record)
+    body = await read_call_body(incoming, record, relay.max_json_depth)
     results: list[dict[str, Any]] = []
     if legs:
-        check_request(legs, body, caller, relay, record.request_id)
-        results = await run_legs(relay, legs, body, caller, record.request_id)
+        check_request(legs, body, caller, relay, record.request_id, record.correlation_id)
+        results = await run_legs(relay, legs, body, caller, record.request_id, record.correlation_id)
     return Reply(orjson.dumps({"results": results}), headers)

@@ -19,6 +19,7 @@ from ..errors import (
     ProviderOverloaded,
     ProviderTimeout,
 )
+from ..jsonsafe import UnsafeJson, loads
 from ..registry import App, Provision
 from ..types import CallObserver, CallRecord, CallSite
 from ..upstream import Guards, ProviderClient
@@ -47,6 +48,7 @@ class Relay:
     guards: Guards
     observer: CallObserver
     timeout_ms: int  # [upstream] timeout_ms; a provision's timeoutMs overrides it
+    max_json_depth: int  # [limits] max_json_depth, for bodies and answers alike
     limits: RateLimits | None = None  # None: no call is ever limited
 
 
@@ -59,6 +61,7 @@ async def call_provider(
     consumer: App,
     request_id: str,
     deadline_s: float,
+    correlation_id: str | None = None,
     record: CallRecord | None = None,
 ) -> bytes:
     """Validate, forward, validate the answer: the provider's bytes (b"" for
@@ -67,7 +70,8 @@ async def call_provider(
     if provider.secret is None:  # parse_manifest requires one of every provider
         raise InternalError(f"provider {provider.id!r} has no secret")
     forwarded = forwarded_body(
-        body, context_for(action, version.version, community, consumer, request_id), provider.secret.value,
+        body, context_for(action, version.version, community, consumer, request_id, correlation_id),
+        provider.secret.value,
     )
     issues = version.validate_request(forwarded)
     if issues:
@@ -83,10 +87,12 @@ async def call_provider(
         relay.observer.outcome(target.site, "ok")
         return b""
     try:
-        parsed = orjson.loads(answer)
-    except orjson.JSONDecodeError:
+        # Relayed as received, so every reading of these bytes must be the one
+        # validated: no repeated key, no number a parser could read otherwise.
+        parsed = loads(answer, max_depth=relay.max_json_depth, unique_keys=True)
+    except UnsafeJson as exc:
         relay.observer.outcome(target.site, "invalid_provider_response")
-        raise InvalidProviderResponse("provider's answer is not valid JSON") from None
+        raise InvalidProviderResponse(f"provider's answer: {exc.detail}", errors=exc.issues) from None
     issues = version.validate_response(parsed)
     if issues:
         relay.observer.violation(target.site, "response", version.enforce_response, issues, request_id)

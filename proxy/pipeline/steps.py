@@ -14,8 +14,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-import orjson
-
 from ..catalogue import Action, ActionVersion, Catalogue
 from ..clock import now_rfc3339
 from ..errors import (
@@ -28,6 +26,7 @@ from ..errors import (
     UnsupportedMediaType,
     UnsupportedVersion,
 )
+from ..jsonsafe import UnsafeJson, loads
 from ..registry import App, Provision, Registry
 from ..tokens import bearer_token, hash_token
 
@@ -127,18 +126,21 @@ def check_media_type(content_type: str | None) -> None:
         raise UnsupportedMediaType(f"Content-Type {kind!r} is not JSON; send application/json")
 
 
-def parse_object(raw: bytes) -> dict[str, Any]:
+def parse_object(raw: bytes, max_depth: int) -> dict[str, Any]:
+    """The consumer's body; a repeated key keeps its last value, which is
+    what gets validated and re-encoded for the provider (docs/contract.md §5)."""
     try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidJson(f"body is not valid JSON: {exc.msg}") from None
+        body = loads(raw, max_depth=max_depth, unique_keys=False)
+    except UnsafeJson as exc:
+        raise InvalidJson(f"body: {exc.detail}", errors=exc.issues) from None
     if not isinstance(body, dict):
         raise InvalidJson("body must be a JSON object")
     return body
 
 
-def context_for(action: Action, version: int, community: str, consumer: App, request_id: str) -> dict[str, Any]:
-    return {
+def context_for(action: Action, version: int, community: str, consumer: App, request_id: str,
+                correlation_id: str | None = None) -> dict[str, Any]:
+    context: dict[str, Any] = {
         "issuedAt": now_rfc3339(),
         "action": action.name,
         "community": community,
@@ -146,6 +148,9 @@ def context_for(action: Action, version: int, community: str, consumer: App, req
         "requester": consumer.id,
         "requestId": request_id,
     }
+    if correlation_id is not None:
+        context["correlationId"] = correlation_id
+    return context
 
 
 def forwarded_body(body: dict[str, Any], context: dict[str, Any], secret: str) -> dict[str, Any]:

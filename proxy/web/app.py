@@ -79,6 +79,7 @@ def create_app(
         guards=hub.guards,
         observer=CallObservers(metrics, [hub.conformance]),
         timeout_ms=config.upstream.timeout_ms,
+        max_json_depth=config.limits.max_json_depth,
         limits=limits,
     )
     app.cleanup_ctx.append(_registry_ctx)

@@ -13,6 +13,10 @@ aiohttp lacks (docs/contract.md, "HTTP-level rejections").
   request (aiohttp answers text/plain): malformed HTTP 400 `bad_request`, a
   URL over `max_header_bytes` 414 and too large or too many header fields
   431 `request_too_large`, each with an X-Request-Id.
+- A chunked body is counted on the wire against `[limits] max_request_bytes`:
+  chunk sizes, CRLFs and chunk extensions included (aiohttp counts only the
+  data, so megabytes of extensions would pass unseen). 413 when it passes.
+  Counting starts with the first read after the head.
 
 Nothing from the rejected bytes is logged or echoed: a parser message can
 quote a header line, and header lines carry bearer tokens.
@@ -31,7 +35,6 @@ two budget updates and one buffer-size read.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -54,7 +57,7 @@ from ..errors import (
 )
 from ..observe.logs import get_logger
 from .budget import Budget
-from .middleware import problem_response
+from .middleware import new_request_id, problem_response
 from .state import HUB
 
 log = get_logger("apihub.access")
@@ -104,11 +107,13 @@ def raw_problem(error: HubError, request_id: str) -> bytes:
 class HubRequestHandler(RequestHandler):
     """aiohttp's protocol with a header-read timeout and problem+json rejections."""
 
-    __slots__ = ("_budget", "_head_partial", "_head_timeout_s", "_head_timer", "_held", "_last_body",
-                 "_on_reject", "_write_seen", "_write_timeout_s", "_write_timer", "_writing")
+    __slots__ = ("_body_limit", "_body_refused", "_body_wire", "_budget", "_head_partial", "_head_timeout_s",
+                 "_head_timer", "_held", "_last_body", "_last_chunked", "_on_reject", "_write_seen",
+                 "_write_timeout_s", "_write_timer", "_writing")
 
     def __init__(self, manager: web.Server, *, head_timeout_s: float, on_reject: OnReject,
-                 budget: Budget | None = None, write_timeout_s: float = 30.0, **kwargs: Any) -> None:
+                 budget: Budget | None = None, write_timeout_s: float = 30.0, body_limit: int | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
         self._budget = budget
         self._held = 0  # answer bytes this connection holds, as told to the budget
@@ -116,6 +121,10 @@ class HubRequestHandler(RequestHandler):
         self._write_timeout_s = write_timeout_s
         self._write_timer: asyncio.TimerHandle | None = None
         self._write_seen = 0  # the buffer's size when the timer was armed
+        self._body_limit = body_limit
+        self._body_wire = 0  # bytes of the current chunked body read so far, framing included
+        self._last_chunked = False
+        self._body_refused = False
         self._head_timeout_s = head_timeout_s
         self._head_timer: asyncio.TimerHandle | None = None
         # Some bytes of the awaited head have arrived (408), or none (close quietly).
@@ -134,8 +143,15 @@ class HubRequestHandler(RequestHandler):
         self._head_timer = self._loop.call_later(self._head_timeout_s, self._head_timed_out)
 
     def data_received(self, data: bytes) -> None:
+        if self._body_refused:
+            return  # the rest of a body refused as too large: the connection closes
         body = self._last_body
         awaiting_head = body is None or body.is_eof()
+        if not awaiting_head and self._last_chunked and self._body_limit is not None and body is not None:
+            self._body_wire += len(data)
+            if self._body_wire > self._body_limit:
+                self._refuse_body(body)
+                return
         count = self._request_count
         super().data_received(data)
         if self._request_count != count:
@@ -170,10 +186,21 @@ class HubRequestHandler(RequestHandler):
             self._messages.pop()  # the handler's 400 answers it
             self.close()
 
+    def _refuse_body(self, body: StreamReader) -> None:
+        """A chunked body over the limit on the wire: the handler reading it
+        gets 413, nothing more is parsed, and the connection closes."""
+        self._body_refused = True
+        body.set_exception(PayloadTooLarge(
+            f"the chunked body is over the {self._body_limit}-byte limit (framing and chunk extensions count)"))
+        self.close()
+
     def _head_done(self) -> None:
         self._cancel_head_timer()
         self._head_partial = False
         self._last_body = self._messages[-1][1] if self._messages else None
+        head = self._messages[-1][0] if self._messages else None
+        self._last_chunked = isinstance(head, RawRequestMessage) and head.chunked
+        self._body_wire = 0
 
     def _cancel_head_timer(self) -> None:
         if self._head_timer is not None:
@@ -191,7 +218,7 @@ class HubRequestHandler(RequestHandler):
             self.close()
             return
         if self._head_partial:
-            request_id = uuid.uuid4().hex
+            request_id = new_request_id()
             error = RequestTimeout(
                 f"the request head was not received within {round(self._head_timeout_s * 1000)} ms")
             self.transport.write(raw_problem(error, request_id))
@@ -260,7 +287,7 @@ class HubRequestHandler(RequestHandler):
         if request.writer.output_size > 0:
             raise ConnectionError("response already started; cannot send the error")
         error = rejection_for(status, exc, self.max_line_size)
-        request_id = uuid.uuid4().hex
+        request_id = new_request_id()
         if isinstance(error, InternalError):
             error_log.error("unhandled_error_below_app", requestId=request_id, exc_info=exc)
         self._rejected(error, request_id, type(exc).__name__ if exc is not None else "-")
@@ -279,7 +306,8 @@ class HubServer(web.Server):
     """aiohttp's low-level server, making HubRequestHandlers."""
 
     def __init__(self, base: web.Server, *, head_timeout_s: float, on_reject: OnReject,
-                 budget: Budget | None = None, write_timeout_s: float = 30.0) -> None:
+                 budget: Budget | None = None, write_timeout_s: float = 30.0,
+                 body_limit: int | None = None) -> None:
         super().__init__(
             base.request_handler,
             request_factory=base.request_factory,
@@ -291,11 +319,13 @@ class HubServer(web.Server):
         self._on_reject = on_reject
         self._budget = budget
         self._write_timeout_s = write_timeout_s
+        self._body_limit = body_limit
 
     def __call__(self) -> RequestHandler:
         return HubRequestHandler(self, loop=self._loop, head_timeout_s=self._head_timeout_s,
                                  on_reject=self._on_reject, budget=self._budget,
-                                 write_timeout_s=self._write_timeout_s, **self._kwargs)
+                                 write_timeout_s=self._write_timeout_s, body_limit=self._body_limit,
+                                 **self._kwargs)
 
 
 class HubRunner(web.AppRunner):
@@ -326,4 +356,5 @@ class HubRunner(web.AppRunner):
             metrics.observe_call("-", "", "", code, 0.0)
 
         return HubServer(base, head_timeout_s=self._head_timeout_s, on_reject=on_reject,
-                         budget=hub.budget, write_timeout_s=hub.config.server.write_timeout_ms / 1000)
+                         budget=hub.budget, write_timeout_s=hub.config.server.write_timeout_ms / 1000,
+                         body_limit=hub.config.limits.max_request_bytes)

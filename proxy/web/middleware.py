@@ -7,9 +7,9 @@ Handlers raise HubErrors and never build error responses themselves.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import time
-import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -45,11 +45,27 @@ PROBLEM_JSON = "application/problem+json"
 RECORD = web.RequestKey("record", CallRecord)
 
 
-def request_id_of(request: web.BaseRequest) -> str:
+def check_transfer_coding(request: web.BaseRequest) -> None:
+    """aiohttp reads `Transfer-Encoding: gzip, chunked` as plain chunked, so
+    the hub would validate bytes other than the ones meant: only `chunked`
+    alone is accepted (docs/contract.md §4, `bad_request`)."""
+    given = request.headers.getall("Transfer-Encoding", ())
+    if given and [c.strip().lower() for v in given for c in v.split(",") if c.strip()] != ["chunked"]:
+        raise BadRequest("Transfer-Encoding other than chunked is not accepted")
+
+
+def new_request_id() -> str:
+    """The hub's own id of a request: unique and unguessable, since providers
+    may use it as a replay key (16 random bytes, ~1 µs; no fork-shared state)."""
+    return os.urandom(16).hex()
+
+
+def correlation_id_of(request: web.BaseRequest) -> str | None:
+    """The consumer's X-Request-Id when valid: carried along, never the hub's id."""
     incoming = request.headers.get("X-Request-Id")
     if incoming is not None and _REQUEST_ID.fullmatch(incoming):
         return incoming
-    return uuid.uuid4().hex
+    return None
 
 
 async def expect_handler(request: web.Request) -> None:
@@ -109,7 +125,7 @@ def make_middleware(metrics: Metrics, calls: InFlight | None = None) -> Any:
     @web.middleware
     async def hub_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         started = time.perf_counter()
-        record = CallRecord(request_id_of(request))
+        record = CallRecord(new_request_id(), correlation_id_of(request))
         resource = request.match_info.route.name
         if resource:
             record.route = resource
@@ -119,6 +135,7 @@ def make_middleware(metrics: Metrics, calls: InFlight | None = None) -> Any:
         if task is not None and calls is not None:
             calls.tasks.add(task)
         try:
+            check_transfer_coding(request)
             response = await handler(request)
             code = "ok"
         except asyncio.CancelledError:
@@ -130,6 +147,8 @@ def make_middleware(metrics: Metrics, calls: InFlight | None = None) -> Any:
             response, code = problem_response(error, record.request_id), error.code
         except HubError as exc:
             response, code = problem_response(exc, record.request_id), exc.code
+            if isinstance(exc, BadRequest) and request.body_exists:
+                response.force_close()  # what is left of the body is not a next request
         except web.HTTPException as exc:
             error = _from_http_exception(exc)
             response, code = problem_response(error, record.request_id), error.code
@@ -141,13 +160,16 @@ def make_middleware(metrics: Metrics, calls: InFlight | None = None) -> Any:
             metrics.in_flight.dec()
             if task is not None and calls is not None:
                 calls.tasks.discard(task)
-        response.headers["X-Request-Id"] = record.request_id
+        # The consumer's own id comes back when it sent a valid one; the hub's
+        # id is always in the problem body and the access line.
+        response.headers["X-Request-Id"] = record.correlation_id or record.request_id
         elapsed = time.perf_counter() - started
         metrics.observe_call(record.route, record.action, record.provider, code, elapsed)
         log = access_log.debug if record.route in _QUIET_ROUTES else access_log.info
         log(
             "access",
             requestId=record.request_id,
+            correlationId=record.correlation_id,
             method=request.method,
             route=record.route,
             action=record.action or None,

@@ -70,7 +70,7 @@ async def test_hub_owned_keys_win(hub: Any, provider: Provider) -> None:
     assert ctx["community"] == COMMUNITY
     assert ctx["action"] == ECHO
     assert ctx["version"] == 2
-    assert ctx["requestId"] == "my-req.42"
+    assert ctx["requestId"] != "my-req.42" and ctx["correlationId"] == "my-req.42"
     assert ctx["issuedAt"].endswith("Z")
 
 

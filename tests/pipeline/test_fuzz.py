@@ -12,6 +12,7 @@ import socket
 import threading
 import urllib.parse
 from collections.abc import Iterator
+from decimal import Decimal
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -185,6 +186,11 @@ NASTY_BODIES = [
     b'{"data": {"value": 1, "label": "' + b"h" * 1_100_000 + b'"}}',
     b'{"data": {"value": 99999999999999999999999999999, "label": "big"}}',
     b'{"data": {"value": 1, "label": "\\ud800"}}', b"\x00" * 64,
+    *(b'{"data": {"value": 1, "label": "x", "deep": ' + b"[" * n + b"]" * n + b"}}" for n in (61, 200, 253, 300, 1023)),
+    b'{"data": {"value": 18446744073709551616, "label": "x"}}',
+    b'{"data": {"value": -18446744073709551616, "label": "x"}}',
+    b'{"data": {"value": 1, "label": "x", "n": 0.12345678901234567890123456789012345}}',
+    b'{"data": {"value": 1, "label": "x", "n": 1e-400}}',
     orjson.dumps({"data": {"value": 1, "label": BODY_MARKER}, "secret": "forged", "context": 1}),
 ]
 body = st.one_of(
@@ -270,6 +276,50 @@ def test_raw_header_bytes(fuzz_hub: FuzzHub, fields: list[tuple[str, bytes]]) ->
     for name, value in fields:
         head += name.encode() + b": " + value.replace(b"\r\n", b" ").replace(b"\n", b" ") + b"\r\n"
     check(fuzz_hub.send(head + b"Connection: close\r\n\r\n"), "GET")
+
+
+number_tokens = st.one_of(
+    st.integers(-(2**70), 2**70).map(str),
+    st.builds(lambda digits, point: digits[:point] + "." + digits[point:] if 0 < point < len(digits) else digits,
+              st.text("0123456789", min_size=1, max_size=40).map(lambda d: d.lstrip("0") or "0"),
+              st.integers(0, 40)),
+    st.builds(lambda m, e: f"{m}e{e}", st.integers(1, 10**20), st.integers(-500, 500)),
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+)
+
+
+def nested_body(depth: int, kinds: list[bool], number: str) -> bytes:
+    """`data.deep` nested `depth` levels (objects where `kinds` says so) around a number."""
+    opening, closing = [], []
+    for is_object in (kinds * (depth // max(len(kinds), 1) + 1))[:depth]:
+        opening.append(b'{"k": ' if is_object else b"[")
+        closing.append(b"}" if is_object else b"]")
+    inner = b"".join(opening) + number.encode() + b"".join(reversed(closing))
+    return b'{"data": {"value": 1, "label": "x", "deep": ' + inner + b"}}"
+
+
+@settings(FUZZ, max_examples=80)
+@given(st.integers(0, 1100), st.lists(st.booleans(), min_size=1, max_size=4), number_tokens, st.booleans())
+def test_depth_and_numbers_never_5xx(fuzz_hub: FuzzHub, depth: int, kinds: list[bool], number: str,
+                                     fan_out: bool) -> None:
+    """Any depth, any number token, single call and fan-out: a documented 4xx
+    for the consumer, and a number that reaches the provider arrives exact."""
+    headers = {"Authorization": f"Bearer {CONSUMER_TOKEN}", "community-id": COMMUNITY,
+               "Content-Type": "application/json"}
+    path = f"/v1/services/call/{ECHO}" + ("" if fan_out else "/provider-app")
+    answer = fuzz_hub.send(request_bytes("POST", path, headers, nested_body(depth, kinds, number)))
+    check(answer, "POST")
+    assert answer is not None
+    if answer.status == 400:
+        assert answer.problem()["code"] == "invalid_json"
+        return
+    # The provider echoes `data` one level deeper: past the limit that is its own 502.
+    assert answer.status in {200, 502}, answer
+    if answer.status == 200 and depth == 0:
+        doc = json.loads(answer.body, parse_float=Decimal)
+        echoed = doc["results"][0]["data"] if fan_out else doc
+        if echoed.get("data", {}).get("echo") is not None:
+            assert Decimal(str(echoed["data"]["echo"]["deep"])) == Decimal(number)
 
 
 def test_the_hub_still_serves_a_valid_call(fuzz_hub: FuzzHub) -> None:

@@ -1,0 +1,201 @@
+"""Reading JSON so that what is validated is what travels (docs/contract.md
+§5 "JSON rules"): numbers the hub cannot carry exactly, nesting deeper than
+`[limits] max_json_depth` and (for provider answers) duplicate keys are
+refused, with the JSON Pointer of the culprit.
+
+orjson parses, then re-encodes what it read (C speed, about a tenth of
+the parse); the checks ride on that and on a few byte passes, and fall back
+to Python only where those say a problem is possible:
+
+- depth: the value is encoded wrapped in `254 - max_depth` lists, so
+  orjson's own nesting limit (254) refuses exactly what is too deep;
+- an answer whose re-encoding is its very bytes, whitespace between tokens
+  aside (what common encoders write), has no repeated key and only exact
+  numbers: nothing more to check;
+- duplicate keys: more `:` in the bytes than in the re-encoding of what
+  orjson kept means a key was dropped (escaped colons counted in);
+- numbers: only a run of 16+ digits or a 3-digit exponent can be inexact;
+  each such run is checked on its own.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import orjson
+
+from .jsonpointer import pointer
+from .types import ValidationIssue
+
+INT_MIN, INT_MAX = -(2**63), 2**64 - 1  # what orjson keeps as an int
+
+_ORJSON_MAX_DEPTH = 254  # nesting orjson.dumps still encodes
+_COUNT_BELOW = 4096
+_WHITESPACE = b" \t\r\n"
+_NUMBERISH = bytes.maketrans(bytes(range(256)), bytes(
+    ord("0") if chr(b) in "0123456789." else ord("e") if chr(b) in "eE" else ord("+") if chr(b) in "+-"
+    else ord(" ") for b in range(256)))
+_LONG_MANTISSA, _BIG_EXPONENTS = b"0" * 16, (b"e000", b"e+000")
+_ESCAPED_COLON = re.compile(rb"\\u003[aA]")
+
+
+class UnsafeJson(ValueError):
+    """Not JSON, or JSON the hub refuses; `issues` name the pointer when known."""
+
+    def __init__(self, detail: str, issues: tuple[ValidationIssue, ...] = ()) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.issues = issues
+
+
+def loads(raw: bytes, *, max_depth: int, unique_keys: bool) -> Any:
+    """`raw` parsed, or UnsafeJson. `unique_keys=False` lets the last value of
+    a repeated key win (consumer bodies are re-encoded from that value)."""
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        if "infinity" in exc.msg:
+            _slow_check(raw, unique_keys=False)  # raises with the number's pointer
+        if "depth limit" in exc.msg or "ecursion" in exc.msg:
+            raise UnsafeJson(f"nested deeper than {max_depth} levels") from None
+        raise UnsafeJson(f"not valid JSON: {exc.msg}") from None
+    if not isinstance(value, (dict, list)):
+        _check_numbers(raw)
+        return value
+    # Fewer brackets than the limit cannot nest past it; counting them costs
+    # more than the padding on large bodies, which are padded unasked.
+    deep = len(raw) > _COUNT_BELOW or raw.count(b"[") + raw.count(b"{") > max_depth
+    pad = _ORJSON_MAX_DEPTH - max_depth if deep else 0
+    wrapped: Any = value
+    for _ in range(pad):
+        wrapped = [wrapped]
+    try:
+        compact = orjson.dumps(wrapped)
+    except orjson.JSONEncodeError:
+        message = f"nested deeper than {max_depth} levels"
+        where = _too_deep_at(value, max_depth)
+        raise UnsafeJson(message, (ValidationIssue(where, message),) if where is not None else ()) from None
+    if _same_tokens(raw, compact, pad):
+        return value  # the same tokens: the same numbers, no key dropped
+    if unique_keys:
+        colons = raw.count(b":")
+        if b"\\u" in raw:
+            colons += len(_ESCAPED_COLON.findall(raw))
+        if colons > compact.count(b":"):
+            _slow_check(raw, unique_keys=True)
+    _check_numbers(raw)
+    return value
+
+
+def _same_tokens(raw: bytes, compact: bytes, pad: int) -> bool:
+    """Whether `raw` is `compact` (padded with `pad` brackets each side) up to
+    whitespace between tokens. Whitespace inside strings is spaces alone (JSON
+    escapes the rest) and the same in both, so dropping every space compares
+    token for token."""
+    if len(compact) == len(raw) + 2 * pad and compact.startswith(raw, pad):
+        return True
+    stripped, compact = raw.translate(None, _WHITESPACE), compact.translate(None, _WHITESPACE)
+    return len(compact) == len(stripped) + 2 * pad and compact.startswith(stripped, pad)
+
+
+def _too_deep_at(value: Any, max_depth: int) -> str | None:
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, (dict, list)) and len(path) >= max_depth:
+            return pointer(path)
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        stack.extend((child, (*path, key)) for key, child in reversed(list(items)))
+    return None
+
+
+def exact(token: str) -> bool:
+    """Whether a JSON number token survives orjson with the value written."""
+    if not any(c in token for c in ".eE"):
+        try:
+            return len(token) <= 21 and INT_MIN <= int(token) <= INT_MAX
+        except ValueError:
+            return False
+    try:
+        number = float(token)
+        return math.isfinite(number) and Decimal(token) == Decimal(repr(number))
+    except (ValueError, InvalidOperation):
+        return False
+
+
+def _check_numbers(raw: bytes) -> None:
+    image = raw.translate(_NUMBERISH)
+    if _LONG_MANTISSA not in image and b"e000" not in image and b"e+000" not in image:
+        return
+    # Each suspect run of number characters, checked alone; strings can hold
+    # such runs too, so only an inexact one costs the exact second reading.
+    at = 0
+    while True:
+        found = [i for i in (image.find(_LONG_MANTISSA, at), *(image.find(n, at) for n in _BIG_EXPONENTS))
+                 if i >= 0]
+        if not found:
+            return
+        start = end = min(found)
+        while start > 0 and image[start - 1] in b"0e+":
+            start -= 1
+        while end < len(image) and image[end] in b"0e+":
+            end += 1
+        if not exact(raw[start:end].decode("ascii", "replace")):
+            _slow_check(raw, unique_keys=False)
+            return
+        at = end
+
+
+class _Inexact:
+    __slots__ = ("token",)
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+
+class _Repeated(dict[str, Any]):
+    __slots__ = ("key",)
+    key: str
+
+
+def _slow_check(raw: bytes, *, unique_keys: bool) -> None:
+    """A second, exact reading (stdlib json with hooks) to name the first
+    inexact number or repeated key; returns when the fast checks were wrong."""
+
+    def number(token: str) -> Any:
+        return token if exact(token) else _Inexact(token)
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        if unique_keys:
+            seen: set[str] = set()
+            for key, _ in items:
+                if key in seen:
+                    repeated = _Repeated(items)
+                    repeated.key = key
+                    return repeated
+                seen.add(key)
+        return dict(items)
+
+    def constant(name: str) -> Any:
+        raise ValueError(name)
+
+    try:
+        value = json.loads(raw, parse_int=number, parse_float=number, parse_constant=constant,
+                           object_pairs_hook=pairs)
+    except (ValueError, RecursionError):
+        raise UnsafeJson("not valid JSON") from None
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, _Inexact):
+            message = "number the hub cannot carry exactly"
+            raise UnsafeJson(f"a {message} at {pointer(path) or '/'}", (ValidationIssue(pointer(path), message),))
+        if isinstance(node, _Repeated):
+            where = pointer((*path, node.key))
+            raise UnsafeJson(f"duplicate key at {where}", (ValidationIssue(where, "duplicate key"),))
+        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        stack.extend((child, (*path, key)) for key, child in reversed(list(items)))

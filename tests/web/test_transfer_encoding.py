@@ -1,0 +1,75 @@
+"""Transfer-Encoding over raw sockets (docs/contract.md §4 `bad_request`,
+`payload_too_large`): only `chunked` alone is read; a chunked body counts on
+the wire, chunk extensions included, against `[limits] max_request_bytes`."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.conftest import Provider
+from tests.faults import parse_answer, served_hub
+from tests.support import ECHO, call_headers, consumer_manifest, echo_action, make_config, provider_manifest, write_catalogue
+
+CALL = f"/v1/services/call/{ECHO}/provider-app"
+BODY = orjson.dumps({"data": {"value": 1, "label": "x"}})
+
+
+def head(transfer_encoding: list[str]) -> bytes:
+    lines = [f"POST {CALL} HTTP/1.1", "Host: 127.0.0.1", *(f"{k}: {v}" for k, v in call_headers().items()),
+             *(f"Transfer-Encoding: {te}" for te in transfer_encoding), "Connection: close"]
+    return "\r\n".join(lines).encode() + b"\r\n\r\n"
+
+
+def chunked(body: bytes, extension: bytes = b"") -> bytes:
+    return b"%x" % len(body) + extension + b"\r\n" + body + b"\r\n0\r\n\r\n"
+
+
+async def exchange(port: int, *parts: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        for part in parts:
+            writer.write(part)
+            await writer.drain()
+            await asyncio.sleep(0.05)  # the head parsed on its own read
+        return await asyncio.wait_for(reader.read(), 10)
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize("codings", [["gzip, chunked"], ["identity, chunked"], ["gzip", "chunked"],
+                                     ["chunked, chunked"], ["deflate,chunked"]])
+async def test_codings_other_than_chunked_are_400(tmp_path: Path, provider: Provider, codings: list[str]) -> None:
+    root = write_catalogue(tmp_path / "catalogue", [echo_action()],
+                           [provider_manifest("provider-app", provider.url), consumer_manifest()])
+    async with served_hub(make_config(root)) as hub:
+        raw = await exchange(hub.port, head(codings) + chunked(BODY))
+    answer = parse_answer(raw)
+    assert answer is not None and answer.status == 400
+    assert answer.problem()["code"] == "bad_request"
+    assert provider.received == []
+
+
+@pytest.mark.parametrize("codings", [["chunked"], ["Chunked"], [" chunked "]])
+async def test_chunked_alone_is_read(tmp_path: Path, provider: Provider, codings: list[str]) -> None:
+    root = write_catalogue(tmp_path / "catalogue", [echo_action()],
+                           [provider_manifest("provider-app", provider.url), consumer_manifest()])
+    async with served_hub(make_config(root)) as hub:
+        raw = await exchange(hub.port, head(codings), chunked(BODY, b";name=value"))
+    answer = parse_answer(raw)
+    assert answer is not None and answer.status == 200, raw[:300]
+    assert provider.last_body()["data"] == {"value": 1, "label": "x"}
+
+
+async def test_chunk_extensions_count_against_the_size_limit(tmp_path: Path, provider: Provider) -> None:
+    root = write_catalogue(tmp_path / "catalogue", [echo_action()],
+                           [provider_manifest("provider-app", provider.url), consumer_manifest()])
+    async with served_hub(make_config(root, limits={"max_request_bytes": 1000})) as hub:
+        raw = await exchange(hub.port, head(["chunked"]), chunked(BODY, b";x=" + b"e" * 5000))
+    answer = parse_answer(raw)
+    assert answer is not None and answer.status == 413, raw[:300]
+    assert answer.problem()["code"] == "payload_too_large"
+    assert provider.received == []
