@@ -15,7 +15,10 @@ to Python only where those say a problem is possible:
 - duplicate keys: more `:` in the bytes than in the re-encoding of what
   orjson kept means a key was dropped (escaped colons counted in);
 - numbers: only a run of 16+ digits or a 3-digit exponent can be inexact;
-  each such run is checked on its own.
+  each such run is checked on its own. An integer outside 64 bits (which
+  orjson would read as a float) is carried exactly: the document is read
+  again with Python's arbitrary-precision ints, and encoded back with the
+  standard library (`dumps`). A decimal that no double holds is refused.
 """
 
 from __future__ import annotations
@@ -64,8 +67,8 @@ def loads(raw: bytes, *, max_depth: int, unique_keys: bool) -> Any:
             raise UnsafeJson(f"nested deeper than {max_depth} levels") from None
         raise UnsafeJson(f"not valid JSON: {exc.msg}") from None
     if not isinstance(value, (dict, list)):
-        _check_numbers(raw)
-        return value
+        exact_value = _check_numbers(raw, unique_keys)
+        return value if exact_value is None else exact_value
     # Fewer brackets than the limit cannot nest past it; counting them costs
     # more than the padding on large bodies, which are padded unasked.
     deep = len(raw) > _COUNT_BELOW or raw.count(b"[") + raw.count(b"{") > max_depth
@@ -87,8 +90,17 @@ def loads(raw: bytes, *, max_depth: int, unique_keys: bool) -> Any:
             colons += len(_ESCAPED_COLON.findall(raw))
         if colons > compact.count(b":"):
             _slow_check(raw, unique_keys=True)
-    _check_numbers(raw)
-    return value
+    exact_value = _check_numbers(raw, unique_keys)
+    return value if exact_value is None else exact_value
+
+
+def dumps(value: Any) -> bytes:
+    """orjson's encoding; the standard library's for what orjson cannot write
+    (integers outside 64 bits, which `loads` carries exactly)."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
 def _same_tokens(raw: bytes, compact: bytes, pad: int) -> bool:
@@ -114,7 +126,8 @@ def _too_deep_at(value: Any, max_depth: int) -> str | None:
 
 
 def exact(token: str) -> bool:
-    """Whether a JSON number token survives orjson with the value written."""
+    """Whether a JSON number token survives orjson with the value written
+    (an integer beyond 64 bits does not, but `loads` reads it again exactly)."""
     if not any(c in token for c in ".eE"):
         try:
             return len(token) <= 21 and INT_MIN <= int(token) <= INT_MAX
@@ -127,10 +140,12 @@ def exact(token: str) -> bool:
         return False
 
 
-def _check_numbers(raw: bytes) -> None:
+def _check_numbers(raw: bytes, unique_keys: bool) -> Any:
+    """None when every number survived orjson; else the document read again
+    exactly (UnsafeJson for a number no double holds)."""
     image = raw.translate(_NUMBERISH)
     if _LONG_MANTISSA not in image and b"e000" not in image and b"e+000" not in image:
-        return
+        return None
     # Each suspect run of number characters, checked alone; strings can hold
     # such runs too, so only an inexact one costs the exact second reading.
     at = 0
@@ -138,15 +153,14 @@ def _check_numbers(raw: bytes) -> None:
         found = [i for i in (image.find(_LONG_MANTISSA, at), *(image.find(n, at) for n in _BIG_EXPONENTS))
                  if i >= 0]
         if not found:
-            return
+            return None
         start = end = min(found)
         while start > 0 and image[start - 1] in b"0e+":
             start -= 1
         while end < len(image) and image[end] in b"0e+":
             end += 1
         if not exact(raw[start:end].decode("ascii", "replace")):
-            _slow_check(raw, unique_keys=False)
-            return
+            return _slow_check(raw, unique_keys=unique_keys)
         at = end
 
 
@@ -162,12 +176,16 @@ class _Repeated(dict[str, Any]):
     key: str
 
 
-def _slow_check(raw: bytes, *, unique_keys: bool) -> None:
-    """A second, exact reading (stdlib json with hooks) to name the first
-    inexact number or repeated key; returns when the fast checks were wrong."""
+def _slow_check(raw: bytes, *, unique_keys: bool) -> Any:
+    """A second, exact reading (stdlib json with hooks): UnsafeJson naming the
+    first inexact number or repeated key, else the value read exactly."""
 
     def number(token: str) -> Any:
-        return token if exact(token) else _Inexact(token)
+        try:
+            as_float = float(token)
+        except ValueError:
+            return _Inexact(token)
+        return as_float if exact(token) else _Inexact(token)
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
         if unique_keys:
@@ -184,7 +202,8 @@ def _slow_check(raw: bytes, *, unique_keys: bool) -> None:
         raise ValueError(name)
 
     try:
-        value = json.loads(raw, parse_int=number, parse_float=number, parse_constant=constant,
+        # Integers of any size are exact in Python; decimals must be doubles' own.
+        value = json.loads(raw, parse_int=int, parse_float=number, parse_constant=constant,
                            object_pairs_hook=pairs)
     except (ValueError, RecursionError):
         raise UnsafeJson("not valid JSON") from None
@@ -199,3 +218,4 @@ def _slow_check(raw: bytes, *, unique_keys: bool) -> None:
             raise UnsafeJson(f"duplicate key at {where}", (ValidationIssue(where, "duplicate key"),))
         items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
         stack.extend((child, (*path, key)) for key, child in reversed(list(items)))
+    return value

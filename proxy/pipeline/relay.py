@@ -7,8 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from ..catalogue import Action, ActionVersion
 from ..errors import (
     HubError,
@@ -19,7 +17,7 @@ from ..errors import (
     ProviderOverloaded,
     ProviderTimeout,
 )
-from ..jsonsafe import UnsafeJson, loads
+from ..jsonsafe import UnsafeJson, dumps, loads
 from ..registry import App, Provision
 from ..types import CallObserver, CallRecord, CallSite
 from ..upstream import Guards, ProviderClient
@@ -79,7 +77,7 @@ async def call_provider(
         if version.enforce_request == "strict":
             raise InvalidRequest(
                 f"the request does not follow {action.name} v{version.version}", errors=issues)
-    payload = orjson.dumps(forwarded)
+    payload = dumps(forwarded)  # orjson, or the standard library for integers past 64 bits
     answer = await send(relay, target, payload, provider.secret.value, request_id=request_id,
                         deadline_s=deadline_s, record=record)
     if not version.answer_described and not answer.strip():

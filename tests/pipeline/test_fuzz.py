@@ -58,7 +58,7 @@ class EchoHandler(BaseHTTPRequestHandler):
             data = json.loads(raw).get("data")
         except ValueError:
             data = None
-        body = orjson.dumps({"data": {"echo": data}})
+        body = json.dumps({"data": {"echo": data}}).encode()  # integers of any size, as the hub carries them
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
