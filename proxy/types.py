@@ -76,3 +76,4 @@ class CallRecord:
     requester: str = ""
     bytes_in: int = 0
     upstream_ms: float | None = None
+    trace_id: str = ""  # [tracing] on: the call's W3C trace id (32 hex digits)

@@ -4,6 +4,7 @@ single call and by each leg of a fan-out."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,7 @@ from ..errors import (
     ProviderOverloaded,
     ProviderTimeout,
 )
+from ..observe.tracing import Tracing
 from ..registry import App, Provision
 from ..types import CallObserver, CallRecord, CallSite
 from ..upstream import Guards, ProviderClient
@@ -46,6 +48,7 @@ class Relay:
     guards: Guards
     observer: CallObserver
     timeout_ms: int  # [upstream] timeout_ms; a provision's timeoutMs overrides it
+    tracing: Tracing | None = None  # [tracing] on; None: no tracer call at all
 
 
 async def call_provider(
@@ -67,18 +70,39 @@ async def call_provider(
     forwarded = forwarded_body(
         body, context_for(action, version.version, community, consumer, request_id), provider.secret.value,
     )
+    tracing = relay.tracing
+    if tracing is None:
+        check_forwarded(relay, target, forwarded, request_id)
+        answer = await send(relay, target, orjson.dumps(forwarded), provider.secret.value,
+                            request_id=request_id, deadline_s=deadline_s, record=record)
+        answer = checked_answer(relay, target, answer, request_id)
+    else:  # [tracing] the same steps, each in its span (observe/tracing.py)
+        with tracing.step("apihub.validate_request", target.site):
+            check_forwarded(relay, target, forwarded, request_id)
+        with tracing.provider_call(target.provision.url, target.site) as trace_headers:
+            answer = await send(relay, target, orjson.dumps(forwarded), provider.secret.value,
+                                request_id=request_id, deadline_s=deadline_s, record=record,
+                                headers=trace_headers)
+        with tracing.step("apihub.validate_answer", target.site):
+            answer = checked_answer(relay, target, answer, request_id)
+    relay.observer.outcome(target.site, "ok")
+    return answer
+
+
+def check_forwarded(relay: Relay, target: Target, forwarded: dict[str, Any], request_id: str) -> None:
+    version = target.version
     issues = version.validate_request(forwarded)
     if issues:
         relay.observer.violation(target.site, "request", version.enforce_request, issues, request_id)
         if version.enforce_request == "strict":
             raise InvalidRequest(
-                f"the request does not follow {action.name} v{version.version}", errors=issues)
-    payload = orjson.dumps(forwarded)
-    answer = await send(relay, target, payload, provider.secret.value, request_id=request_id,
-                        deadline_s=deadline_s, record=record)
+                f"the request does not follow {target.action.name} v{version.version}", errors=issues)
+
+
+def checked_answer(relay: Relay, target: Target, answer: bytes, request_id: str) -> bytes:
+    action, version = target.action, target.version
     if not version.answer_described and not answer.strip():
         # An acknowledgement: the catalogue describes no answer, the provider sent none.
-        relay.observer.outcome(target.site, "ok")
         return b""
     try:
         parsed = orjson.loads(answer)
@@ -92,12 +116,11 @@ async def call_provider(
             relay.observer.outcome(target.site, "invalid_provider_response")
             raise InvalidProviderResponse(
                 f"provider's answer does not follow {action.name} v{version.version}", errors=issues)
-    relay.observer.outcome(target.site, "ok")
     return answer
 
 
 async def send(relay: Relay, target: Target, payload: bytes, secret: str, *, request_id: str,
-               deadline_s: float, record: CallRecord | None) -> bytes:
+               deadline_s: float, record: CallRecord | None, headers: Sequence[tuple[str, str]] = ()) -> bytes:
     """Through the provider's breaker and bulkhead, to the network and back."""
     provider, provision, site = target.provider, target.provision, target.site
     breaker = relay.guards.breaker(provider.id)
@@ -119,7 +142,7 @@ async def send(relay: Relay, target: Target, payload: bytes, secret: str, *, req
     try:
         answer = await relay.client.post(
             provision.url, payload, pool=provider.id, secret=secret, request_id=request_id,
-            deadline_s=deadline_s, retry_connect=target.action.idempotent,
+            deadline_s=deadline_s, retry_connect=target.action.idempotent, headers=headers,
         )
         failed = False
     except ProviderFailure as exc:

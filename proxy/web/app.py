@@ -3,6 +3,7 @@ resources (provider client, registry), each under a typed AppKey."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 
 from aiohttp import web
@@ -12,6 +13,7 @@ from ..observe.calls import CallObservers
 from ..observe.conformance import Conformance
 from ..observe.logs import get_logger
 from ..observe.metrics import Metrics
+from ..observe.tracing import open_tracing
 from ..pipeline.relay import Relay
 from ..registry import Registry, open_registry
 from ..types import BreakerState
@@ -60,8 +62,9 @@ def create_app(
     for warning in snapshot.catalogue.warnings:
         log.warning("catalogue_warning", problem=str(warning))
 
+    tracing = open_tracing(config.tracing)
     app = web.Application(
-        middlewares=[make_middleware(metrics, hub.calls)],
+        middlewares=[make_middleware(metrics, hub.calls, tracing)],
         client_max_size=config.limits.max_request_bytes,
     )
     app[HUB] = hub
@@ -70,9 +73,11 @@ def create_app(
         guards=hub.guards,
         observer=CallObservers(metrics, [hub.conformance]),
         timeout_ms=config.upstream.timeout_ms,
+        tracing=tracing,
     )
     app.cleanup_ctx.append(_registry_ctx)
     app.cleanup_ctx.append(_client_ctx)
+    app.cleanup_ctx.append(_tracing_ctx)
     app[openapi.OPENAPI_CACHE] = openapi.OpenApiCache()
     add_routes(app, [
         ("POST", "/v1/services/call/{action}/{provider}", call_handler, "call"),
@@ -101,3 +106,13 @@ async def _client_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await app[RELAY].client.close()
+
+
+async def _tracing_ctx(app: web.Application) -> AsyncIterator[None]:
+    # Last in, so first out: the spans of the calls drained before it are queued by then.
+    try:
+        yield
+    finally:
+        tracing = app[RELAY].tracing
+        if tracing is not None:
+            await asyncio.to_thread(tracing.shutdown, app[HUB].config.server.shutdown_grace_s)
