@@ -75,9 +75,9 @@ def create_app(
         timeout_ms=config.upstream.timeout_ms,
         tracing=tracing,
     )
+    app.cleanup_ctx.append(_tracing_ctx)
     app.cleanup_ctx.append(_registry_ctx)
     app.cleanup_ctx.append(_client_ctx)
-    app.cleanup_ctx.append(_tracing_ctx)
     app[openapi.OPENAPI_CACHE] = openapi.OpenApiCache()
     add_routes(app, [
         ("POST", "/v1/services/call/{action}/{provider}", call_handler, "call"),
@@ -109,7 +109,8 @@ async def _client_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _tracing_ctx(app: web.Application) -> AsyncIterator[None]:
-    # Last in, so first out: the spans of the calls drained before it are queued by then.
+    # First in, so cleaned up last, and always (even when a later context fails
+    # to start): every call has ended, its spans are queued, by then.
     try:
         yield
     finally:

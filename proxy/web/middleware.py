@@ -116,8 +116,8 @@ def make_middleware(metrics: Metrics, calls: InFlight | None = None, tracing: Tr
         if route.name:
             record.route = route.name
         request[RECORD] = record
-        # [tracing] the call's server span, current while the handler runs
-        call_span = None if tracing is None else tracing.start_call(
+        # [tracing] the call's server span, current while the handler runs (probes and scrapes untraced)
+        call_span = None if tracing is None or record.route in _QUIET_ROUTES else tracing.start_call(
             request.method, route.resource.canonical if route.resource else None, request.headers, record)
         metrics.in_flight.inc()
         task = asyncio.current_task() if calls is not None else None

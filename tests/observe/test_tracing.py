@@ -293,6 +293,18 @@ async def test_sampling_follows_the_consumer_else_the_ratio(
     assert trace_id not in {s.trace_id for s in collector.spans}
 
 
+async def test_shutdown_flushes_the_queued_spans(
+        make_hub: HubFactory, provider: Provider, collector: Collector) -> None:
+    hub = await make_hub(tracing=traced(collector))
+    resp = await hub.post(CALL, json=BODY, headers=call_headers())
+    assert resp.status == 200
+    probe = await hub.get("/healthz")
+    assert "traceparent" not in probe.headers  # probes and scrapes are not traced
+    await hub.close()  # the cleanup context exports what is queued before it returns
+    assert sorted(s.name for s in collector.spans) == [
+        "POST", "POST /v1/services/call/{action}/{provider}", "apihub.validate_answer", "apihub.validate_request"]
+
+
 async def test_a_dead_collector_costs_no_call(make_hub: HubFactory, provider: Provider) -> None:
     # Nothing listens on the endpoint's port: every export fails, on the exporter's thread.
     hub = await make_hub(tracing=traced(None))
