@@ -104,6 +104,12 @@ def _from_http_exception(exc: web.HTTPException) -> HubError:
     return InternalError(exc.reason or "error")
 
 
+def _route_template(request: web.Request) -> str | None:
+    """[tracing] `http.route`: the matched path template, never the path itself."""
+    resource = request.match_info.route.resource
+    return None if resource is None else resource.canonical
+
+
 def make_middleware(metrics: Metrics, calls: InFlight | None = None, tracing: Tracing | None = None) -> Any:
     """`calls`: where the tasks of calls in flight are kept for a shutdown to cut.
     `tracing`: [tracing] on (observe/tracing.py); None makes no tracer call at all."""
@@ -112,13 +118,13 @@ def make_middleware(metrics: Metrics, calls: InFlight | None = None, tracing: Tr
     async def hub_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         started = time.perf_counter()
         record = CallRecord(request_id_of(request))
-        route = request.match_info.route
-        if route.name:
-            record.route = route.name
+        resource = request.match_info.route.name
+        if resource:
+            record.route = resource
         request[RECORD] = record
         # [tracing] the call's server span, current while the handler runs (probes and scrapes untraced)
         call_span = None if tracing is None or record.route in _QUIET_ROUTES else tracing.start_call(
-            request.method, route.resource.canonical if route.resource else None, request.headers, record)
+            request.method, _route_template(request), request.headers, record)
         metrics.in_flight.inc()
         task = asyncio.current_task() if calls is not None else None
         if task is not None and calls is not None:
