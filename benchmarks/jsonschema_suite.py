@@ -23,10 +23,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import sections
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "RESULTS.md"
-START, END = "<!-- jsonschema-suite:start -->", "<!-- jsonschema-suite:end -->"
+START, END = sections.markers("jsonschema-suite")
 REFERENCE = "jsonschema alone"
 COMMAND = ".venv/bin/python benchmarks/jsonschema_suite.py --write"
 
@@ -165,14 +167,7 @@ def _triple(values: list[float]) -> str:
 
 def write(lines: list[str], results: Path = RESULTS) -> None:
     """Replace the section in RESULTS.md (or add it at the end)."""
-    text = results.read_text() if results.exists() else ""
-    section = "\n".join(lines)
-    if START in text and END in text:
-        before, rest = text.split(START, 1)
-        text = before + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    results.write_text(text)
+    sections.put(results, lines)
 
 
 def main() -> None:

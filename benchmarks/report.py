@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import jsonschema_suite
+import sections
 
 if TYPE_CHECKING:
     from run import Run, Sample
@@ -213,44 +214,12 @@ def write(run: Run, results: Path, chart: Path) -> None:
     add("")
     add(", ".join(f"{k} {v} s" for k, v in x.get("phase_seconds", {}).items()))
     add("")
-    if results.exists():
-        lines.extend(kept_sections(results.read_text()))
-    results.write_text("\n".join(lines))
-
-
-# A section another script writes (e.g. tracing.py) carries this line under its
-# heading; a `make bench` run keeps it as it is.
-KEPT = "<!-- written by benchmarks/{script}; kept by make bench -->"
-
-
-def _sections(text: str) -> list[list[str]]:
-    sections: list[list[str]] = [[]]
-    for line in text.splitlines():
-        if line.startswith("## "):
-            sections.append([])
-        sections[-1].append(line)
-    return sections
-
-
-def kept_sections(text: str) -> list[str]:
-    marker = KEPT.split("{script}")[0]
-    return [line for section in _sections(text)[1:] if len(section) > 1 and section[1].startswith(marker)
-            for line in section]
-
-
-def set_section(results: Path, heading: str, script: str, body: str) -> None:
-    """Put `## heading` (its text: `body`) in RESULTS.md, replacing the one there."""
-    sections = _sections(results.read_text()) if results.exists() else [[]]
-    new = [f"## {heading}", KEPT.format(script=script), "", *body.rstrip("\n").splitlines(), ""]
-    for i, section in enumerate(sections):
-        if section and section[0] == f"## {heading}":
-            sections[i] = new
-            break
-    else:
-        if sections[-1] and sections[-1][-1]:
-            sections[-1].append("")
-        sections.append(new)
-    results.write_text("\n".join(line for section in sections for line in section) + "\n")
+    text = "\n".join(lines)
+    if results.exists():  # sections other scripts wrote (e.g. tracing.py), as they were
+        kept = [section for name, section in sections.marked(results.read_text()).items()
+                if name not in sections.marked(text)]
+        text = "\n\n".join([text.rstrip("\n"), *kept]) + "\n"
+    results.write_text(text)
 
 
 def _gap(add: Any, run: Run, met: bool) -> None:

@@ -29,8 +29,8 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
-import report  # noqa: E402
 import run as bench  # noqa: E402
+import sections  # noqa: E402
 from loadgen import Request, run_load, wrk_path  # noqa: E402
 
 CONNECTIONS = 50
@@ -92,9 +92,9 @@ def main() -> int:
             "on, 1 %": ({"tracing": {"enabled": True, "endpoint": endpoint, "sample_ratio": 0.01}}, ROOT),
         }
         hubs = {}
-        for i, (name, (sections, tree)) in enumerate(variants.items()):
+        for i, (name, (config_sections, tree)) in enumerate(variants.items()):
             port = bench.free_port()
-            config = bench.write_config(bench.OUT / f"hub-tracing-{i}.toml", catalogue, port, **sections)
+            config = bench.write_config(bench.OUT / f"hub-tracing-{i}.toml", catalogue, port, **config_sections)
             # `env -C`: `python -m proxy` imports the package of its working directory first.
             cmd = ["env", "-C", str(tree), bench.PY, "-m", "proxy", "serve", "--config", str(config)]
             hubs[name] = fleet.start(f"hub-tracing-{i}", cmd, port, sut_core, log=Path("/dev/null"))
@@ -122,7 +122,11 @@ def main() -> int:
     base_cpu, base_rate = statistics.median(cpu[base]), statistics.median(rates[base])
     command = " ".join(["python", "benchmarks/tracing.py", *sys.argv[1:]])
     load_after = os.getloadavg()
+    start, end = sections.markers("tracing")
     lines = [
+        start,
+        "## Tracing: per-call cost of `[tracing]` off and on, against main",
+        "",
         f"`{command}` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: one hub per row, the small call of the"
         f" runs above, {args.repeats} interleaved runs of {args.seconds:g} s at {CONNECTIONS} connections"
         f" ({'wrk' if wrk_path() else 'the built-in Python load generator'}); medians, each run's min–max in"
@@ -137,10 +141,10 @@ def main() -> int:
         c, r = statistics.median(cpu[name]), statistics.median(rates[name])
         lines.append(f"| {name} | {r:,.0f} ({min(rates[name]):,.0f}–{max(rates[name]):,.0f}) | {r / base_rate:.2f}"
                      f" | {c:.0f} ({min(cpu[name]):.0f}–{max(cpu[name]):.0f}) | {c / base_cpu:.2f} |")
-    text = "\n".join(lines) + "\n"
-    print(text)
+    lines += ["", end]
+    print("\n".join(lines))
     if args.write:
-        report.set_section(bench.RESULTS, "Tracing", "tracing.py", text)
+        sections.put(bench.RESULTS, lines)
     return 0
 
 
