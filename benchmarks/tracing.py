@@ -141,7 +141,14 @@ def main() -> int:
         c, r = statistics.median(cpu[name]), statistics.median(rates[name])
         lines.append(f"| {name} | {r:,.0f} ({min(rates[name]):,.0f}–{max(rates[name]):,.0f}) | {r / base_rate:.2f}"
                      f" | {c:.0f} ({min(cpu[name]):.0f}–{max(cpu[name]):.0f}) | {c / base_cpu:.2f} |")
-    lines += ["", end]
+    lines += [
+        "",
+        "Tracing off runs main's code plus one `is None` test per call and per provider call: its row should"
+        " match main's within the noise. On, the CPU includes the batch exporter's thread (protobuf encoding"
+        " and the HTTP export) in the same process. On a shared machine read the ratios, not the digits.",
+        "",
+        end,
+    ]
     print("\n".join(lines))
     if args.write:
         sections.put(bench.RESULTS, lines)
