@@ -23,6 +23,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 import jsonschema_suite  # noqa: E402
+import sections  # noqa: E402
 import provider  # noqa: E402
 
 from proxy import jsonsafe  # noqa: E402
@@ -40,7 +41,7 @@ def _floats(raw: bytes) -> bytes:
     return orjson.dumps(answer)
 
 
-START, END = "<!-- jsonsafe:start -->", "<!-- jsonsafe:end -->"
+START, END = sections.markers("jsonsafe")
 NOTE = ("`orjson.loads` alone against `proxy.jsonsafe.loads` (depth, exact numbers and, for answers, "
         "duplicate keys), interleaved, best of 3 rounds; the same bytes, one process. An answer equal to "
         "its re-encoding up to whitespace between tokens (what common encoders write, pretty-printed or "
@@ -97,7 +98,7 @@ def main() -> None:
     lines = render(measure(quick=args.quick))
     print("\n".join(lines))
     if args.write:
-        jsonschema_suite.write(lines, start=START, end=END)
+        sections.put(jsonschema_suite.RESULTS, lines)
 
 
 if __name__ == "__main__":

@@ -23,10 +23,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import sections
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "RESULTS.md"
-START, END = "<!-- jsonschema-suite:start -->", "<!-- jsonschema-suite:end -->"
+START, END = sections.markers("jsonschema-suite")
 REFERENCE = "jsonschema alone"
 COMMAND = ".venv/bin/python benchmarks/jsonschema_suite.py --write"
 
@@ -163,16 +165,9 @@ def _triple(values: list[float]) -> str:
     return " ".join(f"{value:.2f}" for value in values)
 
 
-def write(lines: list[str], results: Path = RESULTS, *, start: str = START, end: str = END) -> None:
-    """Replace the section between `start` and `end` in RESULTS.md (or add it at the end)."""
-    text = results.read_text() if results.exists() else ""
-    section = "\n".join(lines)
-    if start in text and end in text:
-        before, rest = text.split(start, 1)
-        text = before + section + rest.split(end, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    results.write_text(text)
+def write(lines: list[str], results: Path = RESULTS) -> None:
+    """Replace the section in RESULTS.md (or add it at the end)."""
+    sections.put(results, lines)
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ import shutil
 import socket
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import timeit
@@ -28,8 +29,11 @@ from proxy.ratelimit.redis import RedisLimiter
 from proxy.registry import parse_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "benchmarks"))
+import sections  # noqa: E402
+
 RESULTS = ROOT / "benchmarks" / "RESULTS.md"
-BEGIN, END = "<!-- ratelimit:begin -->", "<!-- ratelimit:end -->"
+BEGIN, END = sections.markers("ratelimit")
 ACTION = "@layers:Calendar:getRelated"
 CALLS = 20_000
 
@@ -133,13 +137,7 @@ def main() -> None:
     figures = asyncio.run(measure())
     text = section(figures)
     print(text)
-    current = RESULTS.read_text() if RESULTS.exists() else ""
-    if BEGIN in current and END in current:
-        head, _, rest = current.partition(BEGIN)
-        current = head + text + rest.partition(END)[2]
-    else:
-        current = current.rstrip("\n") + "\n\n" + text + "\n"
-    RESULTS.write_text(current)
+    sections.put(RESULTS, text.split("\n"))
 
 
 if __name__ == "__main__":

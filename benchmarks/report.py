@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import jsonsafe
 import jsonschema_suite
+import sections
 
 if TYPE_CHECKING:
     from run import Run, Sample
@@ -216,7 +217,12 @@ def write(run: Run, results: Path, chart: Path) -> None:
     add("")
     add(", ".join(f"{k} {v} s" for k, v in x.get("phase_seconds", {}).items()))
     add("")
-    results.write_text("\n".join(lines))
+    text = "\n".join(lines)
+    if results.exists():  # sections other scripts wrote (e.g. tracing.py), as they were
+        kept = [section for name, section in sections.marked(results.read_text()).items()
+                if name not in sections.marked(text)]
+        text = "\n\n".join([text.rstrip("\n"), *kept]) + "\n"
+    results.write_text(text)
 
 
 def _gap(add: Any, run: Run, met: bool) -> None:

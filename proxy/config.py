@@ -130,6 +130,18 @@ class RateLimitConfig:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class TracingConfig:
+    """[tracing]: spans exported over OTLP/HTTP (observe/tracing.py); off by default."""
+
+    enabled: bool = False
+    # The collector's OTLP/HTTP traces URL; may carry credentials, so kept out of reprs.
+    endpoint: str = field(default="http://127.0.0.1:4318/v1/traces", repr=False)
+    service_name: str = "apihub"
+    # Of the traces the hub starts; a consumer's sampled flag decides for its own.
+    sample_ratio: float = 1.0
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Config:
     server: ServerConfig = ServerConfig()
     catalogue: CatalogueConfig = CatalogueConfig()
@@ -140,6 +152,7 @@ class Config:
     log: LogConfig = LogConfig()
     admin: AdminConfig = AdminConfig()
     ratelimit: RateLimitConfig = RateLimitConfig()
+    tracing: TracingConfig = TracingConfig()
 
 
 _POSITIVE = {
@@ -193,6 +206,11 @@ def parse_config(raw: dict[str, Any], *, base_dir: Path, source: str = "config")
         admin = dataclasses.replace(admin, token_sha256=os.environ["APIHUB_ADMIN_TOKEN_SHA256"])
     if admin.token_sha256 and not _is_sha256_hex(admin.token_sha256):
         raise ConfigError(f"{source}: [admin] token_sha256: expected 64 lowercase hex digits")
+    ratio = config.tracing.sample_ratio
+    if not 0.0 <= ratio <= 1.0:
+        raise ConfigError(f"{source}: [tracing] sample_ratio: must be between 0 and 1, got {ratio!r}")
+    if not config.tracing.endpoint.startswith(("http://", "https://")):
+        raise ConfigError(f"{source}: [tracing] endpoint: expected an http:// or https:// URL")
     return dataclasses.replace(
         config,
         catalogue=dataclasses.replace(

@@ -89,6 +89,7 @@ class CallRecord:
     requester: str = ""
     bytes_in: int = 0
     upstream_ms: float | None = None
+    trace_id: str = ""  # [tracing] on: the call's W3C trace id (32 hex digits)
 
 
 _UNITS = {"s": 1, "min": 60, "h": 3600, "day": 86400}

@@ -38,6 +38,9 @@ def test_defaults_and_relative_catalogue(tmp_path: Path) -> None:
     ("[limits]\nmax_request_bytes = true\n", "[limits] max_request_bytes: expected an integer"),
     ('[admin]\ntoken_sha256 = "abc"\n', "[admin] token_sha256"),
     ("[server\n", "not valid TOML"),
+    ("[tracing]\nsample_ratio = 1.5\n", "[tracing] sample_ratio: must be between 0 and 1"),
+    ('[tracing]\nendpoint = "127.0.0.1:4318"\n', "[tracing] endpoint: expected an http:// or https:// URL"),
+    ('[tracing]\nenabled = "yes"\n', "[tracing] enabled: expected true or false"),
 ])
 def test_errors_name_the_key(tmp_path: Path, text: str, needle: str) -> None:
     path = tmp_path / "c.toml"
@@ -45,6 +48,17 @@ def test_errors_name_the_key(tmp_path: Path, text: str, needle: str) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     assert needle in str(caught.value)
+
+
+def test_tracing_is_off_by_default_and_its_endpoint_hidden(tmp_path: Path) -> None:
+    config = parse_config({}, base_dir=tmp_path)
+    assert config.tracing.enabled is False
+    assert (config.tracing.endpoint, config.tracing.service_name, config.tracing.sample_ratio) == (
+        "http://127.0.0.1:4318/v1/traces", "apihub", 1.0)
+    endpoint = "https://user:pw-9e1f@collector.example/v1/traces"
+    config = parse_config({"tracing": {"enabled": True, "endpoint": endpoint, "sample_ratio": 0}}, base_dir=tmp_path)
+    assert config.tracing.sample_ratio == 0.0
+    assert "pw-9e1f" not in repr(config)
 
 
 def test_missing_file(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ single call and by each leg of a fan-out."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,7 @@ from ..errors import (
     ProviderTimeout,
 )
 from ..jsonsafe import UnsafeJson, dumps, loads
+from ..observe.tracing import Tracing
 from ..registry import App, Provision
 from ..types import CallObserver, CallRecord, CallSite
 from ..upstream import Guards, ProviderClient
@@ -48,6 +50,7 @@ class Relay:
     timeout_ms: int  # [upstream] timeout_ms; a provision's timeoutMs overrides it
     max_json_depth: int  # [limits] max_json_depth, for bodies and answers alike
     limits: RateLimits | None = None  # None: no call is ever limited
+    tracing: Tracing | None = None  # [tracing] on; None: no tracer call at all
 
 
 async def call_provider(
@@ -71,18 +74,39 @@ async def call_provider(
         body, context_for(action, version.version, community, consumer, request_id, correlation_id),
         provider.secret.value,
     )
+    tracing = relay.tracing
+    if tracing is None:
+        check_forwarded(relay, target, forwarded, request_id)
+        answer = await send(relay, target, dumps(forwarded), provider.secret.value,
+                            request_id=request_id, deadline_s=deadline_s, record=record)
+        answer = checked_answer(relay, target, answer, request_id)
+    else:  # [tracing] the same steps, each in its span (observe/tracing.py)
+        with tracing.step("apihub.validate_request", target.site):
+            check_forwarded(relay, target, forwarded, request_id)
+        with tracing.provider_call(target.provision.url, target.site) as trace_headers:
+            answer = await send(relay, target, dumps(forwarded), provider.secret.value,
+                                request_id=request_id, deadline_s=deadline_s, record=record,
+                                headers=trace_headers)
+        with tracing.step("apihub.validate_answer", target.site):
+            answer = checked_answer(relay, target, answer, request_id)
+    relay.observer.outcome(target.site, "ok")
+    return answer
+
+
+def check_forwarded(relay: Relay, target: Target, forwarded: dict[str, Any], request_id: str) -> None:
+    version = target.version
     issues = version.validate_request(forwarded)
     if issues:
         relay.observer.violation(target.site, "request", version.enforce_request, issues, request_id)
         if version.enforce_request == "strict":
             raise InvalidRequest(
-                f"the request does not follow {action.name} v{version.version}", errors=issues)
-    payload = dumps(forwarded)  # orjson, or the standard library for integers past 64 bits
-    answer = await send(relay, target, payload, provider.secret.value, request_id=request_id,
-                        deadline_s=deadline_s, record=record)
+                f"the request does not follow {target.action.name} v{version.version}", errors=issues)
+
+
+def checked_answer(relay: Relay, target: Target, answer: bytes, request_id: str) -> bytes:
+    action, version = target.action, target.version
     if not version.answer_described and not answer.strip():
         # An acknowledgement: the catalogue describes no answer, the provider sent none.
-        relay.observer.outcome(target.site, "ok")
         return b""
     try:
         # Relayed as received, so every reading of these bytes must be the one
@@ -98,12 +122,11 @@ async def call_provider(
             relay.observer.outcome(target.site, "invalid_provider_response")
             raise InvalidProviderResponse(
                 f"provider's answer does not follow {action.name} v{version.version}", errors=issues)
-    relay.observer.outcome(target.site, "ok")
     return answer
 
 
 async def send(relay: Relay, target: Target, payload: bytes, secret: str, *, request_id: str,
-               deadline_s: float, record: CallRecord | None) -> bytes:
+               deadline_s: float, record: CallRecord | None, headers: Sequence[tuple[str, str]] = ()) -> bytes:
     """Through the provider's breaker and bulkhead, to the network and back."""
     provider, provision, site = target.provider, target.provision, target.site
     breaker = relay.guards.breaker(provider.id)
@@ -125,7 +148,7 @@ async def send(relay: Relay, target: Target, payload: bytes, secret: str, *, req
     try:
         answer = await relay.client.post(
             provision.url, payload, pool=provider.id, secret=secret, request_id=request_id,
-            deadline_s=deadline_s, retry_connect=target.action.idempotent,
+            deadline_s=deadline_s, retry_connect=target.action.idempotent, headers=headers,
         )
         failed = False
     except ProviderFailure as exc:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextvars
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
@@ -194,14 +195,15 @@ class AiohttpClient:
         request_id: str,
         deadline_s: float,
         retry_connect: bool = False,
+        headers: Sequence[tuple[str, str]] = (),
     ) -> Answer:
         started = time.perf_counter()
         return await within_deadline(
-            lambda fresh: self._exchange(pool, url, body, secret, request_id, started, fresh),
+            lambda fresh: self._exchange(pool, url, body, secret, request_id, started, fresh, headers),
             deadline_s, retry_connect)
 
     async def _exchange(self, pool: str, url: str, body: bytes, secret: str, request_id: str,
-                        started: float, fresh: bool) -> Answer:
+                        started: float, fresh: bool, extra: Sequence[tuple[str, str]]) -> Answer:
         headers = {
             "Content-Type": "application/json",
             "Accept": "application/json",
@@ -210,6 +212,8 @@ class AiohttpClient:
             "X-Request-Id": request_id,
             "X-Hub-Signature": signature(secret, body, int(time.time())),
         }
+        if extra:  # [tracing] traceparent/tracestate
+            headers.update(extra)
         exchange = _Exchange()
         _EXCHANGE.set(exchange)
         try:

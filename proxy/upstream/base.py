@@ -13,7 +13,7 @@ import asyncio
 import errno
 import hashlib
 import hmac
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from ..errors import HubOverloaded, ProviderTimeout, ProviderUnreachable
@@ -39,10 +39,12 @@ class ProviderClient(Protocol):
     name: str
 
     async def post(self, url: str, body: bytes, *, pool: str, secret: str, request_id: str,
-                   deadline_s: float, retry_connect: bool = False) -> Answer:
+                   deadline_s: float, retry_connect: bool = False,
+                   headers: Sequence[tuple[str, str]] = ()) -> Answer:
         """The provider's complete 2xx answer. `pool` names the provider app:
         connections are pooled per app and never serve another app's call,
-        whatever host and port the two share."""
+        whatever host and port the two share. `headers`: sent besides the
+        hub's own (the trace context, [tracing]); made by the hub, never a consumer's."""
 
     async def close(self) -> None:
         """Close every connection (the app's cleanup context calls it once)."""

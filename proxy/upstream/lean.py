@@ -33,6 +33,7 @@ import collections
 import socket
 import ssl
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
@@ -97,12 +98,15 @@ class LeanClient:
         request_id: str,
         deadline_s: float,
         retry_connect: bool = False,
+        headers: Sequence[tuple[str, str]] = (),
     ) -> Answer:
         started = time.perf_counter()
         target = self._targets.get(url) or self._target(url)
         key = (pool, *target.key)
+        # [tracing] traceparent/tracestate (printable ASCII, the propagator checked), encoded once for both tries
+        extra = b"".join(b"%s: %s\r\n" % (k.encode("ascii"), v.encode("ascii")) for k, v in headers) if headers else b""
         return await within_deadline(
-            lambda fresh: self._exchange(target, key, body, secret, request_id, started, fresh),
+            lambda fresh: self._exchange(target, key, body, secret, request_id, started, fresh, extra),
             deadline_s, retry_connect)
 
     def _target(self, url: str) -> _Target:
@@ -133,7 +137,7 @@ class LeanClient:
         return target
 
     async def _exchange(self, target: _Target, key: _Key, body: bytes, secret: str, request_id: str,
-                        started: float, fresh: bool) -> Answer:
+                        started: float, fresh: bool, extra: bytes) -> Answer:
         conn = None if fresh else self._pool.take(key)
         if conn is None:
             conn = await self._connect(target, key)
@@ -141,7 +145,9 @@ class LeanClient:
             target.head,
             b"X-Request-Id: ", request_id.encode("ascii"),
             b"\r\nX-Hub-Signature: ", signature(secret, body, int(time.time())).encode("ascii"),
-            b"\r\nContent-Length: %d\r\n\r\n" % len(body),
+            b"\r\nContent-Length: %d\r\n" % len(body),
+            extra,
+            b"\r\n",
             body,
         ))
         done = False

@@ -3,6 +3,7 @@ resources (provider client, registry), each under a typed AppKey."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping
 
 from aiohttp import web
@@ -12,6 +13,7 @@ from ..observe.calls import CallObservers
 from ..observe.conformance import Conformance
 from ..observe.logs import get_logger
 from ..observe.metrics import Metrics
+from ..observe.tracing import open_tracing
 from ..pipeline.limits import RateLimits
 from ..pipeline.relay import Relay
 from ..ratelimit import open_limiter
@@ -69,8 +71,9 @@ def create_app(
     for warning in snapshot.catalogue.warnings:
         log.warning("catalogue_warning", problem=str(warning))
 
+    tracing = open_tracing(config.tracing)
     app = web.Application(
-        middlewares=[make_middleware(metrics, hub.calls)],
+        middlewares=[make_middleware(metrics, hub.calls, tracing)],
         client_max_size=config.limits.max_request_bytes,
     )
     app[HUB] = hub
@@ -81,7 +84,9 @@ def create_app(
         timeout_ms=config.upstream.timeout_ms,
         max_json_depth=config.limits.max_json_depth,
         limits=limits,
+        tracing=tracing,
     )
+    app.cleanup_ctx.append(_tracing_ctx)
     app.cleanup_ctx.append(_registry_ctx)
     app.cleanup_ctx.append(_client_ctx)
     app.cleanup_ctx.append(_limiter_ctx)
@@ -123,3 +128,12 @@ async def _limiter_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await limits.limiter.close()
+async def _tracing_ctx(app: web.Application) -> AsyncIterator[None]:
+    # First in, so cleaned up last, and always (even when a later context fails
+    # to start): every call has ended, its spans are queued, by then.
+    try:
+        yield
+    finally:
+        tracing = app[RELAY].tracing
+        if tracing is not None:
+            await asyncio.to_thread(tracing.shutdown, app[HUB].config.server.shutdown_grace_s)

@@ -29,6 +29,7 @@ from ..errors import (
 )
 from ..observe.logs import get_logger
 from ..observe.metrics import Metrics
+from ..observe.tracing import Tracing
 from ..types import CallRecord
 from .state import InFlight
 
@@ -119,8 +120,15 @@ def _from_http_exception(exc: web.HTTPException) -> HubError:
     return InternalError(exc.reason or "error")
 
 
-def make_middleware(metrics: Metrics, calls: InFlight | None = None) -> Any:
-    """`calls`: where the tasks of calls in flight are kept for a shutdown to cut."""
+def _route_template(request: web.Request) -> str | None:
+    """[tracing] `http.route`: the matched path template, never the path itself."""
+    resource = request.match_info.route.resource
+    return None if resource is None else resource.canonical
+
+
+def make_middleware(metrics: Metrics, calls: InFlight | None = None, tracing: Tracing | None = None) -> Any:
+    """`calls`: where the tasks of calls in flight are kept for a shutdown to cut.
+    `tracing`: [tracing] on (observe/tracing.py); None makes no tracer call at all."""
 
     @web.middleware
     async def hub_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -130,6 +138,9 @@ def make_middleware(metrics: Metrics, calls: InFlight | None = None) -> Any:
         if resource:
             record.route = resource
         request[RECORD] = record
+        # [tracing] the call's server span, current while the handler runs (probes and scrapes untraced)
+        call_span = None if tracing is None or record.route in _QUIET_ROUTES else tracing.start_call(
+            request.method, _route_template(request), request.headers, record)
         metrics.in_flight.inc()
         task = asyncio.current_task() if calls is not None else None
         if task is not None and calls is not None:
@@ -156,6 +167,10 @@ def make_middleware(metrics: Metrics, calls: InFlight | None = None) -> Any:
             error_log.exception("unhandled_error", requestId=record.request_id, route=record.route)
             error = InternalError("the hub failed to handle this request; the incident is logged")
             response, code = problem_response(error, record.request_id), error.code
+        except BaseException:  # cancelled: the span still ends (no answer to carry traceparent)
+            if call_span is not None:
+                call_span.finish(record, 499, "cancelled", None)
+            raise
         finally:
             metrics.in_flight.dec()
             if task is not None and calls is not None:
@@ -163,6 +178,8 @@ def make_middleware(metrics: Metrics, calls: InFlight | None = None) -> Any:
         # The consumer's own id comes back when it sent a valid one; the hub's
         # id is always in the problem body and the access line.
         response.headers["X-Request-Id"] = record.correlation_id or record.request_id
+        if call_span is not None:  # [tracing]
+            call_span.finish(record, response.status, code, response.headers)
         elapsed = time.perf_counter() - started
         metrics.observe_call(record.route, record.action, record.provider, code, elapsed)
         log = access_log.debug if record.route in _QUIET_ROUTES else access_log.info
@@ -183,6 +200,7 @@ def make_middleware(metrics: Metrics, calls: InFlight | None = None) -> Any:
             upstreamMs=None if record.upstream_ms is None else round(record.upstream_ms, 2),
             bytesIn=record.bytes_in,
             bytesOut=response.content_length or 0,
+            traceId=record.trace_id or None,
         )
         return response
 
