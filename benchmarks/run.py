@@ -207,7 +207,7 @@ def write_catalogue(root: Path, upstream: str) -> Path:
     return root
 
 
-def write_config(path: Path, catalogue_dir: Path, port: int, **sections: dict[str, Any]) -> Path:
+def write_config(path: Path, catalogue_dir: Path, port: int, /, **sections: dict[str, Any]) -> Path:
     server = {"shutdown_grace_s": 5, **sections.pop("server", {})}
     return write_config_file(path, catalogue_dir, port, server=server, **sections)
 

@@ -157,7 +157,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def write_config_file(path: Path, catalogue: Path, port: int, **sections: dict[str, Any]) -> Path:
+def write_config_file(path: Path, catalogue: Path, port: int, /, **sections: dict[str, Any]) -> Path:
     """A config.toml for a subprocess hub."""
     raw: dict[str, dict[str, Any]] = {
         "server": {"host": "127.0.0.1", "port": port, "workers": 1, "shutdown_grace_s": 10},
