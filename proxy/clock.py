@@ -16,6 +16,12 @@ def rfc3339(ts: float) -> str:
     return f"{_utc_seconds(seconds)}.{int((ts - seconds) * 1000):03d}Z"
 
 
+def rfc3339_micro(ts: float) -> str:
+    """As `rfc3339`, to the microsecond (log timestamps)."""
+    seconds = int(ts)
+    return f"{_utc_seconds(seconds)}.{int((ts - seconds) * 1_000_000):06d}Z"
+
+
 @functools.lru_cache(maxsize=2)
 def _utc_seconds(seconds: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))

@@ -39,7 +39,8 @@ def admin_auth(token_sha256: str, public: frozenset[str] = frozenset()) -> Middl
 def create_admin_app(hub: Hub) -> web.Application:
     # The hub middleware comes first so auth failures are problem+json too.
     app = web.Application(
-        middlewares=[make_middleware(hub.metrics), admin_auth(hub.config.admin.token_sha256, console.PUBLIC_ROUTES)],
+        middlewares=[make_middleware(hub.metrics, hub.access),
+                     admin_auth(hub.config.admin.token_sha256, console.PUBLIC_ROUTES)],
         client_max_size=hub.config.limits.max_request_bytes,
     )
     app[HUB] = hub

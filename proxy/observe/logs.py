@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from typing import Any, TextIO
 
 import orjson
@@ -28,11 +29,27 @@ def _orjson_bytes(event: Any, **_: Any) -> bytes:
     return orjson.dumps(event, default=repr)
 
 
+# Where JSON lines go, for writers that build their own lines (access.py);
+# None with the console format. Logging is set up once per process, like structlog.
+_json_writer: list[Callable[[bytes], None] | None] = [None]
+
+
+def json_writer() -> Callable[[bytes], None] | None:
+    """Writes whole JSON lines (bytes) to the log stream; None unless the format is JSON."""
+    return _json_writer[0]
+
+
 def configure_logging(config: LogConfig, stream: TextIO | None = None) -> None:
     stream = stream or sys.stdout
     # JSON lines go out as bytes, each line in one write(): no str round trip,
     # and lines of several worker processes sharing stdout never interleave.
     binary = config.format == "json" and hasattr(stream, "buffer")
+    if config.format != "json":
+        _json_writer[0] = None
+    elif binary:
+        _json_writer[0] = _binary_writer(stream)
+    else:
+        _json_writer[0] = _text_writer(stream)
     # Runs on every access line: no merge_contextvars (nothing binds any).
     shared: list[Any] = [
         structlog.processors.add_log_level,
@@ -74,3 +91,21 @@ def configure_logging(config: LogConfig, stream: TextIO | None = None) -> None:
 
 def get_logger(name: str) -> Any:
     return structlog.get_logger(name)
+
+
+def _binary_writer(stream: TextIO) -> Callable[[bytes], None]:
+    out = stream.buffer
+
+    def write(data: bytes) -> None:
+        out.write(data)
+        out.flush()
+
+    return write
+
+
+def _text_writer(stream: TextIO) -> Callable[[bytes], None]:
+    def write(data: bytes) -> None:
+        stream.write(data.decode())
+        stream.flush()
+
+    return write

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Mapping
 from aiohttp import web
 
 from ..config import Config
+from ..observe.access import AccessLog
 from ..observe.calls import CallObservers
 from ..observe.conformance import Conformance
 from ..observe.logs import get_logger
@@ -65,6 +66,7 @@ def create_app(
         compiler=compiler,
         conformance=Conformance(metrics.registry),
         budget=Budget(config.limits.max_buffered_bytes),
+        access=AccessLog(debug=config.log.level == "debug"),
     )
     metrics.catalogue_generation.set(snapshot.catalogue.generation)
     metrics.catalogue_actions.set(len(snapshot.catalogue.actions))
@@ -73,7 +75,7 @@ def create_app(
 
     tracing = open_tracing(config.tracing)
     app = web.Application(
-        middlewares=[make_middleware(metrics, hub.calls, tracing)],
+        middlewares=[make_middleware(metrics, hub.access, hub.calls, tracing)],
         client_max_size=config.limits.max_request_bytes,
     )
     app[HUB] = hub
@@ -87,6 +89,7 @@ def create_app(
         tracing=tracing,
     )
     app.cleanup_ctx.append(_tracing_ctx)
+    app.cleanup_ctx.append(_access_ctx)
     app.cleanup_ctx.append(_registry_ctx)
     app.cleanup_ctx.append(_client_ctx)
     app.cleanup_ctx.append(_limiter_ctx)
@@ -128,6 +131,14 @@ async def _limiter_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await limits.limiter.close()
+async def _access_ctx(app: web.Application) -> AsyncIterator[None]:
+    # Every call has answered by the time cleanup runs: nothing written after.
+    try:
+        yield
+    finally:
+        app[HUB].access.close()
+
+
 async def _tracing_ctx(app: web.Application) -> AsyncIterator[None]:
     # First in, so cleaned up last, and always (even when a later context fails
     # to start): every call has ended, its spans are queued, by then.

@@ -27,13 +27,13 @@ from ..errors import (
     RequestTimeout,
     ShuttingDown,
 )
+from ..observe.access import AccessLog
 from ..observe.logs import get_logger
 from ..observe.metrics import Metrics
 from ..observe.tracing import Tracing
 from ..types import CallRecord
 from .state import InFlight
 
-access_log = get_logger("apihub.access")
 error_log = get_logger("apihub.error")
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
@@ -126,7 +126,8 @@ def _route_template(request: web.Request) -> str | None:
     return None if resource is None else resource.canonical
 
 
-def make_middleware(metrics: Metrics, calls: InFlight | None = None, tracing: Tracing | None = None) -> Any:
+def make_middleware(metrics: Metrics, access: AccessLog, calls: InFlight | None = None,
+                    tracing: Tracing | None = None) -> Any:
     """`calls`: where the tasks of calls in flight are kept for a shutdown to cut.
     `tracing`: [tracing] on (observe/tracing.py); None makes no tracer call at all."""
 
@@ -182,26 +183,24 @@ def make_middleware(metrics: Metrics, calls: InFlight | None = None, tracing: Tr
             call_span.finish(record, response.status, code, response.headers)
         elapsed = time.perf_counter() - started
         metrics.observe_call(record.route, record.action, record.provider, code, elapsed)
-        log = access_log.debug if record.route in _QUIET_ROUTES else access_log.info
-        log(
-            "access",
-            requestId=record.request_id,
-            correlationId=record.correlation_id,
-            method=request.method,
-            route=record.route,
-            action=record.action or None,
-            version=record.version,
-            provider=record.provider or None,
-            community=record.community or None,
-            requester=record.requester or None,
-            status=response.status,
-            code=code,
-            ms=round(elapsed * 1000, 2),
-            upstreamMs=None if record.upstream_ms is None else round(record.upstream_ms, 2),
-            bytesIn=record.bytes_in,
-            bytesOut=response.content_length or 0,
-            traceId=record.trace_id or None,
-        )
+        access.line(record.route in _QUIET_ROUTES, {
+            "requestId": record.request_id,
+            "correlationId": record.correlation_id,
+            "method": request.method,
+            "route": record.route,
+            "action": record.action or None,
+            "version": record.version,
+            "provider": record.provider or None,
+            "community": record.community or None,
+            "requester": record.requester or None,
+            "status": response.status,
+            "code": code,
+            "ms": round(elapsed * 1000, 2),
+            "upstreamMs": None if record.upstream_ms is None else round(record.upstream_ms, 2),
+            "bytesIn": record.bytes_in,
+            "bytesOut": response.content_length or 0,
+            "traceId": record.trace_id or None,
+        })
         return response
 
     return hub_middleware

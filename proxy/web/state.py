@@ -17,6 +17,7 @@ from aiohttp import web
 from ..catalogue import Catalogue, SchemaCompiler, compiler_for, load_catalogue
 from ..config import Config, LimitsConfig
 from ..errors import CatalogueError, Problem
+from ..observe.access import AccessLog
 from ..observe.conformance import Conformance
 from ..observe.logs import get_logger
 from ..observe.metrics import Metrics
@@ -104,6 +105,7 @@ class Hub:
     freeze_heap: bool = False
     last_reload_error: str | None = None
     calls: InFlight = field(default_factory=InFlight)
+    access: AccessLog = field(default_factory=lambda: AccessLog(debug=False))
     budget: Budget = field(default_factory=lambda: Budget(LimitsConfig().max_buffered_bytes))
     instance: str = field(default_factory=lambda: f"{os.uname().nodename}:{os.getpid()}")
     _reload_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
