@@ -85,10 +85,11 @@ class UpstreamConfig:
     # Pool size of the one ClientSession shared by all providers.
     pool_size: int = 1_000
     keepalive_timeout_s: float = 30.0
-    # The HTTP client for provider calls: aiohttp's ClientSession, or the hub's
-    # own keep-alive HTTP/1.1 client (proxy/upstream/lean.py).
+    # The HTTP client for provider calls: the hub's own keep-alive HTTP/1.1
+    # client (proxy/upstream/lean.py, the default: a third of a call's CPU was
+    # aiohttp's client), or "aiohttp" (its ClientSession).
     # A client name of upstream/clients.py; checked there.
-    client: str = "aiohttp"
+    client: str = "lean"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -10,6 +10,9 @@ closes idle connections, `Connection: close`, chunked answers, the cap.
 from __future__ import annotations
 
 import asyncio
+import gzip
+import zlib
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -72,20 +75,38 @@ def answers(*parts: bytes) -> Any:
 
 # ---- what differs from aiohttp's client, on purpose -----------------------
 
-async def test_compressed_answer_is_refused(make_hub: HubFactory) -> None:
-    """The hub asks for identity; lean does not inflate (aiohttp would)."""
-    import gzip
+@pytest.mark.parametrize(("coding", "encode"), [
+    ("gzip", gzip.compress), ("x-gzip", gzip.compress), ("deflate", zlib.compress),
+])
+async def test_compressed_answer_is_inflated(make_hub: HubFactory, coding: str,
+                                             encode: Callable[[bytes], bytes]) -> None:
+    """The hub asks for identity; a provider that compresses anyway is inflated (as aiohttp's client does)."""
 
-    async def gz(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def compressed(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
-        writer.write(http_answer(gzip.compress(GOOD_ANSWER), extra=b"Content-Encoding: gzip\r\n"))
+        writer.write(http_answer(encode(GOOD_ANSWER), extra=f"Content-Encoding: {coding}\r\n".encode()))
         await writer.drain()
 
-    async with raw_provider(gz) as p:
+    async with raw_provider(compressed) as p:
+        hub = await hub_with(make_hub, p.url, "lean")
+        r = await hub.post(CALL, json=GOOD, headers=call_headers())
+        assert r.status == 200, await r.text()
+        assert await r.read() == GOOD_ANSWER
+
+
+@pytest.mark.parametrize(("coding", "body"), [("br", b"\x8b\x02\x80"), ("gzip", b"not gzip at all"),
+                                              ("gzip", gzip.compress(GOOD_ANSWER)[:-12])])
+async def test_undecodable_compressed_answer_is_a_clear_502(make_hub: HubFactory, coding: str, body: bytes) -> None:
+    async def compressed(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(http_answer(body, extra=f"Content-Encoding: {coding}\r\n".encode()))
+        await writer.drain()
+
+    async with raw_provider(compressed) as p:
         hub = await hub_with(make_hub, p.url, "lean")
         r = await hub.post(CALL, json=GOOD, headers=call_headers())
         doc = await problem(r, 502, "invalid_provider_response")
-        assert "Content-Encoding" in doc["detail"]
+        assert "compressed" in doc["detail"]
 
 
 @pytest.mark.parametrize("client", CLIENTS)
