@@ -35,6 +35,7 @@ from ..errors import HubError, InvalidProviderResponse, ProviderError, ProviderU
 from ..types import Answer
 from .base import (
     DISTRUST_S,
+    IDLE_RACE_S,
     USER_AGENT,
     ConnectFailed,
     NeverReceived,
@@ -49,9 +50,10 @@ class _Exchange:
     """What one request saw of its connection: reused or fresh, bytes
     received, bytes after the complete answer."""
 
-    __slots__ = ("reused", "received", "tail")
+    __slots__ = ("reused", "received", "tail", "sent_at")
 
     def __init__(self) -> None:
+        self.sent_at = 0.0
         self.reused = False
         self.received = 0
         self.tail = False
@@ -76,6 +78,7 @@ class _Handler(ResponseHandler):
         super().set_response_params(**kwargs)
         exchange = _EXCHANGE.get() or _Exchange()
         exchange.reused = self._uses > 0
+        exchange.sent_at = time.monotonic()
         self._uses += 1
         self._answer = None
         self._exchange = exchange
@@ -243,7 +246,7 @@ class AiohttpClient:
             # Nothing of the request was written: safe to send again.
             raise NeverReceived(f"connection failed: {exc.strerror or type(exc).__name__}") from None
         except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError, ConnectionError) as exc:
-            if exchange.reused and exchange.received == 0:
+            if exchange.reused and exchange.received == 0 and time.monotonic() - exchange.sent_at < IDLE_RACE_S:
                 # A reused idle connection the provider closed (or reset) as
                 # we sent on it, before any byte of an answer.
                 raise NeverReceived("provider closed an idle connection as it was reused") from None

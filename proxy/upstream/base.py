@@ -3,7 +3,7 @@ bytes or a HubError. Each client maps every failure of its own library
 into the hub's errors, so nothing above this package knows about them.
 
 A client implements `ProviderClient`; clients.py names it. The policy both
-clients share (deadline, one retry when the provider provably never got the
+clients share (deadline, one retry when the provider did not act on the
 request, the signature) lives here, once.
 """
 
@@ -82,11 +82,18 @@ class ConnectFailed(Exception):
     """No answer came back: an idempotent call may be retried once."""
 
 
+# A reused connection closed this soon after the request was written, with no
+# byte of an answer, was closed by the provider's idle timer as the request
+# crossed it; a later close may come from a provider that read the request.
+IDLE_RACE_S = 0.1
+
+
 class NeverReceived(ConnectFailed):
-    """The provider provably never got the request, so even a non-idempotent
-    POST may be sent again (RFC 9110 §9.2.2, RFC 9112 §9.3.1): the connection
-    failed before any byte of the request was written, or it was a reused idle
-    connection the provider closed before any byte of an answer came back."""
+    """The provider did not act on the request, so even a non-idempotent POST
+    may be sent again (RFC 9110 §9.2.2, RFC 9112 §9.3.1): the connection failed
+    before any byte of the request was written, or it was a reused idle
+    connection the provider closed within IDLE_RACE_S of the write, before any
+    byte of an answer came back."""
 
 
 def too_many_files(error: OSError | None) -> bool:

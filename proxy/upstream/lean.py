@@ -47,6 +47,7 @@ from ..errors import HubError, InvalidProviderResponse, ProviderError, ProviderU
 from ..types import Answer
 from .base import (
     DISTRUST_S,
+    IDLE_RACE_S,
     USER_AGENT,
     ConnectFailed,
     NeverReceived,
@@ -371,6 +372,7 @@ class _Connection(asyncio.Protocol):
         self._keep_alive = False
         self._encoding: bytes | None = None
         self._inflate: Any = None  # a zlib decompressor for a gzip/deflate answer
+        self._sent_at = 0.0
         self._declared: int | None = None
         self.closed = False
         self.uses = 0
@@ -399,6 +401,7 @@ class _Connection(asyncio.Protocol):
         self._size = self._received = self._status = 0
         self._headers_done = self._framed = self._complete = self._keep_alive = self._tail = False
         self._encoding = self._declared = self._inflate = None
+        self._sent_at = time.monotonic()
         self._transport.write(request)
         try:
             return await waiter
@@ -425,7 +428,8 @@ class _Connection(asyncio.Protocol):
         if waiter is None or waiter.done():
             return
         if self._received == 0:
-            if self.uses > 1 and (exc is None or isinstance(exc, ConnectionResetError)):
+            if (self.uses > 1 and time.monotonic() - self._sent_at < IDLE_RACE_S
+                    and (exc is None or isinstance(exc, ConnectionResetError))):
                 # A reused idle connection the provider closed (its close
                 # crossed our request): it never read the request as one to answer.
                 waiter.set_exception(NeverReceived("provider closed an idle connection as it was reused"))
