@@ -33,7 +33,6 @@ plus the errors of loading a catalogue.
           ├── RegistryUnavailable   503 registry_unavailable
           ├── HubOverloaded         503 hub_overloaded (Retry-After)
           ├── ShuttingDown          503 shutting_down
-          ├── NotImplementedCoding  501 not_implemented
           └── InternalError         500 internal_error (a bug; never expected)
 
     CatalogueError                  a catalogue or app folder that cannot load,
@@ -219,10 +218,6 @@ class HubOverloaded(HubFailure):
 
 class ShuttingDown(HubFailure):
     status, code, title = 503, "shutting_down", "Hub shutting down"
-
-
-class NotImplementedCoding(HubFailure):
-    status, code, title = 501, "not_implemented", "Not implemented"
 
 
 class InternalError(HubFailure):

@@ -44,6 +44,8 @@ _NUMBERISH = bytes.maketrans(bytes(range(256)), bytes(
     else ord(" ") for b in range(256)))
 _LONG_MANTISSA, _BIG_EXPONENTS = b"0" * 16, (b"e000", b"e+000")
 _ESCAPED_COLON = re.compile(rb"\\u003[aA]")
+_BEFORE_NUMBER, _AFTER_NUMBER = frozenset(b" \t\r\n[:,"), frozenset(b" \t\r\n]},")
+_NUMBER_TOKEN = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 
 
 class UnsafeJson(ValueError):
@@ -159,7 +161,12 @@ def _check_numbers(raw: bytes, unique_keys: bool) -> Any:
             start -= 1
         while end < len(image) and image[end] in b"0e+":
             end += 1
-        if not exact(raw[start:end].decode("ascii", "replace")):
+        token = raw[start:end].decode("ascii", "replace")
+        # A run that is no number token, or not between the bytes that can
+        # border a number, lies inside a string (a UUID, "file-2024", a long
+        # id): nothing to check there.
+        bordered = (start == 0 or raw[start - 1] in _BEFORE_NUMBER) and (end == len(raw) or raw[end] in _AFTER_NUMBER)
+        if bordered and _NUMBER_TOKEN.fullmatch(token) and not exact(token):
             return _slow_check(raw, unique_keys=unique_keys)
         at = end
 

@@ -30,10 +30,10 @@ class ValidationIssue:
         """Both fields cut to `chars` (a pointer names a consumer's key, of any length)."""
         if len(self.pointer) <= chars and len(self.message) <= chars:
             return self
-        return ValidationIssue(_clip(self.pointer, chars), _clip(self.message, chars))
+        return ValidationIssue(clip(self.pointer, chars), clip(self.message, chars))
 
 
-def _clip(text: str, chars: int) -> str:
+def clip(text: str, chars: int) -> str:
     return text if len(text) <= chars else text[:chars - 1] + "…"
 
 

@@ -69,7 +69,8 @@ OUTCOMES: dict[str, Outcomes] = {
              *_PROVIDER, *_HUB, *_ROUTE, *HTTP),
     # A provider's failure is its entry in the 200's results, never the call's status.
     "fanout": (*_IDENTIFY, UnsupportedVersion, RateLimited, *_BODY, InvalidRequest, *_HUB, *_ROUTE, *HTTP),
-    "discover": (*_IDENTIFY, UnsupportedVersion, RateLimited, *_HUB, *_ROUTE, *HTTP),
+    # No rate limit and no answer budget: discover spends neither.
+    "discover": (*_IDENTIFY, UnsupportedVersion, RegistryUnavailable, ShuttingDown, *_ROUTE, *HTTP),
     "openapi": (InvalidParameter, UnsupportedVersion, *HTTP),  # ?version=N
     "healthz": HTTP,
 }

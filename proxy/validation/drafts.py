@@ -20,6 +20,7 @@ from fastjsonschema.draft07 import CodeGeneratorDraft07
 from fastjsonschema.draft2019 import CodeGeneratorDraft2019
 
 from ..jsonpointer import pointer
+from ..types import CLIPPED_CHARS, clip
 from .base import SchemaError
 
 DRAFT_07 = "http://json-schema.org/draft-07/schema#"
@@ -156,7 +157,7 @@ def _conforms(schema: Any, draft: Draft) -> bool:
         return False
 
 
-def short(message: str, limit: int = 200) -> str:
-    return message if len(message) <= limit else message[: limit - 1] + "…"
+def short(message: str, limit: int = CLIPPED_CHARS) -> str:
+    return clip(message, limit)
 
 

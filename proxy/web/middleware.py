@@ -152,6 +152,8 @@ def make_middleware(metrics: Metrics, access: AccessLog, calls: InFlight | None 
             code = "ok"
         except asyncio.CancelledError:
             if task is None or calls is None or not calls.cutting:
+                if call_span is not None:  # the span still ends (no answer to carry traceparent)
+                    call_span.finish(record, 499, "cancelled", None)
                 raise  # aiohttp's own cancellations, or a task being torn down
             task.uncancel()  # answered here: the task goes on to send it
             error: HubError = ShuttingDown("the hub is shutting down and this call did not finish within "
@@ -168,7 +170,7 @@ def make_middleware(metrics: Metrics, access: AccessLog, calls: InFlight | None 
             error_log.exception("unhandled_error", requestId=record.request_id, route=record.route)
             error = InternalError("the hub failed to handle this request; the incident is logged")
             response, code = problem_response(error, record.request_id), error.code
-        except BaseException:  # cancelled: the span still ends (no answer to carry traceparent)
+        except BaseException:  # KeyboardInterrupt, SystemExit: the span still ends
             if call_span is not None:
                 call_span.finish(record, 499, "cancelled", None)
             raise

@@ -242,3 +242,17 @@ async def test_a_500_kb_key_is_not_logged_whole(make_hub: HubFactory, provider: 
     assert line["violationCount"] == 81
     assert len(line["violations"]) == 50
     assert all(len(v["path"]) <= 200 and len(v["message"]) <= 200 for v in line["violations"])
+
+
+def test_digit_runs_inside_strings_stay_on_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Python's json.dumps escapes non-ASCII, so its bytes differ from orjson's:
+    # the digit scan runs, and must not mistake a UUID or a long id for a number.
+    import proxy.jsonsafe as jsonsafe
+
+    def no_slow_check(raw: bytes, *, unique_keys: bool) -> None:
+        raise AssertionError("a string was read as a number")
+
+    monkeypatch.setattr(jsonsafe, "_slow_check", no_slow_check)
+    raw = json.dumps({"id": "550e8400-e29b-41d4-a716-446655440000", "n": "é",
+                      "file": "file-2024", "ref": "1234567890123456789012"}).encode()
+    assert loads(raw, max_depth=64, unique_keys=True)["ref"] == "1234567890123456789012"
