@@ -381,10 +381,10 @@ def start_servers(fleet: Fleet, run: Run) -> Servers:
                                  catalogue={"validator": "jsonschema-rs"})
         hub_rs = fleet.start("hub-rs", [PY, "-m", "proxy", "serve", "--config", str(rs_config)], rs_port,
                              run.sut_core)
-    # The same hub with its own HTTP/1.1 client for providers ([upstream] client = "lean").
+    # The same hub with aiohttp's client for providers ([upstream] client = "aiohttp"; lean is the default).
     lean_port = free_port()
-    lean_config = write_config(OUT / "hub-lean.toml", catalogue, lean_port, upstream={"client": "lean"})
-    hub_lean = fleet.start("hub-lean", [PY, "-m", "proxy", "serve", "--config", str(lean_config)], lean_port,
+    lean_config = write_config(OUT / "hub-aiohttp.toml", catalogue, lean_port, upstream={"client": "aiohttp"})
+    hub_lean = fleet.start("hub-aiohttp", [PY, "-m", "proxy", "serve", "--config", str(lean_config)], lean_port,
                            run.sut_core)
     requests: dict[tuple[str, str], Request] = {}
     for size in ("small", "large"):
@@ -394,7 +394,7 @@ def start_servers(fleet: Fleet, run: Run) -> Servers:
         requests[("hub", size)] = Request(hub.url(path), GOOD_BODY, HEADERS)
         if hub_rs is not None:
             requests[("hub-rs", size)] = Request(hub_rs.url(path), GOOD_BODY, HEADERS)
-        requests[("hub-lean", size)] = Request(hub_lean.url(path), GOOD_BODY, HEADERS)
+        requests[("hub-aiohttp", size)] = Request(hub_lean.url(path), GOOD_BODY, HEADERS)
     requests[("hub", "rejected")] = Request(hub.url(f"/v1/services/call/{ACTION}/bench-small"),
                                             BAD_BODY, HEADERS)
     # Every target answers what it should before anything is measured.
@@ -430,8 +430,8 @@ def throughput(run: Run, s: Servers) -> None:
         server_of["hub-rs"] = s.hub_rs
         targets.append("hub-rs")
     if s.hub_lean is not None:
-        server_of["hub-lean"] = s.hub_lean
-        targets.append("hub-lean")
+        server_of["hub-aiohttp"] = s.hub_lean
+        targets.append("hub-aiohttp")
     for scenario in ("small", "large"):
         for repeat in range(run.settings.repeats):
             for target in targets:
