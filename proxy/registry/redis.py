@@ -699,7 +699,11 @@ class RedisRegistry:
                     return
                 value = f.result()
                 remembered = table.remembered(key)
-                if not value and self._empty and remembered is not None:
+                if not value and remembered is not None:
+                    if not self._empty:
+                        # A known app read as unknown before the marker check could
+                        # say why (Redis still coming back): not cached, asked again.
+                        return
                     value = remembered.value  # the last known value serves on
                 table.put(key, value, time.monotonic())
 
