@@ -85,7 +85,7 @@ class ConnectFailed(Exception):
 # A reused connection closed this soon after the request was written, with no
 # byte of an answer, was closed by the provider's idle timer as the request
 # crossed it; a later close may come from a provider that read the request.
-IDLE_RACE_S = 0.1
+IDLE_RACE_S = 0.5
 
 
 class NeverReceived(ConnectFailed):
