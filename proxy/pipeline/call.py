@@ -25,6 +25,10 @@ from .steps import (
 )
 
 
+async def _no_body() -> bytes:
+    return b""
+
+
 @dataclass(frozen=True, slots=True)
 class Incoming:
     """A consumer's request, as the pipeline needs it."""
@@ -36,7 +40,7 @@ class Incoming:
     timeout: str | None = None
     content_type: str | None = None
     # Reads the whole body under the size limit and body timeout (web layer).
-    read_body: Callable[[], Awaitable[bytes]] | None = None
+    read_body: Callable[[], Awaitable[bytes]] = _no_body
     provider: str = ""
 
 
@@ -68,7 +72,7 @@ async def identify(catalogue: Catalogue, registry: Registry, incoming: Incoming,
 
 async def read_call_body(incoming: Incoming, record: CallRecord, max_depth: int) -> dict[str, Any]:
     check_media_type(incoming.content_type)
-    raw = await incoming.read_body() if incoming.read_body is not None else b""
+    raw = await incoming.read_body()
     record.bytes_in = len(raw)
     return parse_object(raw, max_depth)
 

@@ -11,6 +11,7 @@ published OpenAPI document is generated from it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -117,12 +118,16 @@ def deadline_ms(requested: str | None, configured: int) -> int:
     return configured if wanted is None else min(wanted, configured)
 
 
+# application/json, or application/<token>+json (RFC 9110 token characters).
+_JSON_TYPE = re.compile(r"application/(?:json|[!#$%&'*.^_`|~0-9a-z-]+\+json)")
+
+
 def check_media_type(content_type: str | None) -> None:
     """`application/json` (parameters allowed) or any `application/*+json`."""
     if content_type is None:
         raise UnsupportedMediaType("missing Content-Type; send application/json")
     kind = content_type.partition(";")[0].strip().lower()
-    if kind != "application/json" and not (kind.startswith("application/") and kind.endswith("+json")):
+    if not _JSON_TYPE.fullmatch(kind):
         raise UnsupportedMediaType(f"Content-Type {kind!r} is not JSON; send application/json")
 
 

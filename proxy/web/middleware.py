@@ -93,8 +93,6 @@ def add_routes(app: web.Application, routes: Iterable[Route]) -> None:
 def problem_response(error: HubError, request_id: str) -> web.Response:
     """The one place a HubError becomes an HTTP answer."""
     headers = {"X-Request-Id": request_id, **error.headers}
-    if isinstance(error, MethodNotAllowed) and "allow" in error.extra:
-        headers["Allow"] = ", ".join(error.extra["allow"])
     return web.Response(
         status=error.status,
         body=orjson.dumps(error.problem(request_id)),
@@ -107,10 +105,9 @@ def _from_http_exception(exc: web.HTTPException) -> HubError:
     if isinstance(exc, web.HTTPNotFound):
         return NotFound("no such endpoint")
     if isinstance(exc, web.HTTPMethodNotAllowed):
-        return MethodNotAllowed(
-            f"method {exc.method} is not allowed here",
-            extra={"allow": sorted(exc.allowed_methods)},
-        )
+        allowed = sorted(exc.allowed_methods)
+        return MethodNotAllowed(f"method {exc.method} is not allowed here", extra={"allow": allowed},
+                                headers={"Allow": ", ".join(allowed)})
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
         return PayloadTooLarge("body is over the size limit")
     if isinstance(exc, web.HTTPRequestTimeout):
