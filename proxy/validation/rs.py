@@ -5,8 +5,9 @@ schema is checked by the same rules first, the validator returns the same
 `ValidationIssue`s (JSON Pointers, messages built from the schema, never
 from the instance). jsonschema-rs (Rust) decides and explains in one pass,
 compiles a schema in about a hundredth of the time, and validates large
-answers several times faster; it is an optional dependency
-(`pip install 'apihub[rs]'`).
+answers several times faster. It is a dependency (the meta-schema checks
+at load and the explanations of rejections use it too); the engine still
+refuses to start without it, should an install lack it.
 
 Formats are checked by jsonschema-rs's own rules (RFC 3339 dates and times,
 etc.), which are close to but not byte-for-byte those of fastjsonschema's
