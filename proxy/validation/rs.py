@@ -88,15 +88,10 @@ def compile_rs(schema: Any, draft: str, *, validate_formats: bool = True,
         try:
             if is_valid(instance):
                 return ()
-            issues: list[ValidationIssue] = []
-            for error in engine.iter_errors(instance):
-                issues.extend(_issues(error, schema))
-                if len(issues) >= MAX_ISSUES:
-                    break
+            issues = _collect(engine, schema, instance)
         except (RecursionError, ValueError):
             return (ValidationIssue("", "nested too deeply to validate"),)
-        issues.sort(key=lambda issue: issue.pointer)
-        return tuple(dict.fromkeys(issues)) or (ValidationIssue("", "does not follow the schema"),)
+        return issues or (ValidationIssue("", "does not follow the schema"),)
 
     return validate
 
@@ -119,16 +114,10 @@ def explainer(schema: Any, draft: str,
         return None
 
     def explain(instance: Any) -> tuple[ValidationIssue, ...]:
-        issues: list[ValidationIssue] = []
         try:
-            for error in engine.iter_errors(instance):
-                issues.extend(_issues(error, schema))
-                if len(issues) >= MAX_ISSUES:
-                    break
+            return _collect(engine, schema, instance)
         except (RecursionError, ValueError):
             return ()  # the caller falls back to jsonschema
-        issues.sort(key=lambda issue: issue.pointer)
-        return tuple(dict.fromkeys(issues))
 
     return explain
 
@@ -148,6 +137,18 @@ def lazy_explainer(schema: Any, draft: str,
         return quick(instance) if quick is not None else ()
 
     return explain
+
+
+def _collect(engine: Any, schema: Any, instance: Any) -> tuple[ValidationIssue, ...]:
+    """The first MAX_ISSUES issues, by pointer, without repeats (RecursionError
+    or ValueError for an instance nested too deeply for jsonschema-rs)."""
+    issues: list[ValidationIssue] = []
+    for error in engine.iter_errors(instance):
+        issues.extend(_issues(error, schema))
+        if len(issues) >= MAX_ISSUES:
+            break
+    issues.sort(key=lambda issue: issue.pointer)
+    return tuple(dict.fromkeys(issues))
 
 
 @functools.lru_cache(maxsize=8)
