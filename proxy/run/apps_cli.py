@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
 
 from ..config import Config
-from ..registry.manifest import ManifestError, parse_manifest, redacted
+from ..errors import CatalogueError
+from ..registry.file import read_apps_folder
+from ..registry.manifest import App, ManifestError, redacted
 from ..registry.redis import (
     REDIS_FAILURES,
     Keys,
@@ -57,30 +59,15 @@ def _unreachable(config: Config, exc: BaseException) -> int:
     return EXIT_FAILED
 
 
-def read_manifests(folder: Path) -> tuple[list[tuple[Path, dict[str, Any]]], list[str]]:
-    """Every *.json manifest in `folder`, checked (secrets are not resolved)."""
-    found: list[tuple[Path, dict[str, Any]]] = []
-    problems: list[str] = []
-    seen: dict[str, Path] = {}
-    for path in sorted(folder.glob("*.json")):
-        try:
-            doc = orjson.loads(path.read_bytes())
-            app = parse_manifest(doc, resolve_secret=False)
-        except OSError as exc:
-            problems.append(f"{path}: cannot read: {exc.strerror}")
-            continue
-        except orjson.JSONDecodeError as exc:
-            problems.append(f"{path}: not valid JSON: {exc}")
-            continue
-        except ManifestError as exc:
-            problems.append(f"{path}: {exc.field or '/'}: {exc.message}")
-            continue
-        if app.id in seen:
-            problems.append(f"{path}: /id: app {app.id!r} is also defined in {seen[app.id]}")
-            continue
-        seen[app.id] = path
-        found.append((path, doc))
-    return found, problems
+def read_manifests(folder: Path) -> tuple[list[tuple[Path, Mapping[str, Any]]], list[str]]:
+    """Every *.json manifest in `folder`, checked as the file registry checks
+    them (secrets are not resolved), or what is wrong with them."""
+    parsed: dict[str, tuple[tuple[int, int], App]] = {}
+    try:
+        read_apps_folder(folder, resolve_secrets=False, parsed=parsed)
+    except CatalogueError as exc:
+        return [], [f"{p.source}: {p.pointer or '/'}: {p.message}" for p in exc.problems]
+    return [(Path(source), app.manifest) for source, (_, app) in sorted(parsed.items())], []
 
 
 def push(config: Config, folder: Path) -> int:

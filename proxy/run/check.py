@@ -19,8 +19,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
-import orjson
-
 from ..catalogue import Action, ActionSpec, SchemaCompiler, build_actions, read_sources
 from ..errors import CatalogueError, Problem
 from ..jsonpointer import escape
@@ -51,11 +49,13 @@ def check(root: Path, out: TextIO | None = None, *, engine: Engine | None = None
     warnings.extend(fallbacks)
     apps: dict[str, App] = {}
     apps_dir = root / "apps"
+    parsed: dict[str, tuple[tuple[int, int], App]] = {}
     try:
-        apps = read_apps_folder(apps_dir, resolve_secrets=False)
+        apps = read_apps_folder(apps_dir, resolve_secrets=False, parsed=parsed)
     except CatalogueError as exc:
         errors.extend(exc.problems)
-    warnings.extend(cross_check(apps, actions, specs, apps_dir))
+    files = {app.id: source for source, (_, app) in parsed.items()}
+    warnings.extend(cross_check(apps, actions, specs, files, apps_dir))
 
     print_table(specs, compiled, errors, out)
     if apps_dir.is_dir():
@@ -106,12 +106,12 @@ def engines(action: Action) -> str:
 
 
 def cross_check(apps: Mapping[str, App], actions: Mapping[str, Action], specs: Sequence[ActionSpec],
-                apps_dir: Path) -> list[Problem]:
-    """Manifests that name actions or versions the catalogue does not have."""
+                files: Mapping[str, str], apps_dir: Path) -> list[Problem]:
+    """Manifests that name actions or versions the catalogue does not have
+    (`files`: app id -> its manifest file)."""
     known = {spec.name: set(spec.versions) for spec in specs}
     if actions:
         known = {name: set(action.versions) for name, action in actions.items()}
-    files = _manifest_files(apps_dir)
     warnings = []
     for app in sorted(apps.values(), key=lambda a: a.id):
         source = files.get(app.id, str(apps_dir))
@@ -127,16 +127,3 @@ def cross_check(apps: Mapping[str, App], actions: Mapping[str, Action], specs: S
                 warnings.append(Problem(source, f"/consumes/{index}",
                                         f"consumes {name!r}, which the catalogue lacks"))
     return warnings
-
-
-def _manifest_files(apps_dir: Path) -> dict[str, str]:
-    """App id -> its manifest file (read_apps_folder has checked them already)."""
-    files: dict[str, str] = {}
-    for path in sorted(apps_dir.glob("*.json")) if apps_dir.is_dir() else ():
-        try:
-            doc = orjson.loads(path.read_bytes())
-        except (OSError, orjson.JSONDecodeError):
-            continue
-        if isinstance(doc, dict) and isinstance(doc.get("id"), str):
-            files.setdefault(doc["id"], str(path))
-    return files
