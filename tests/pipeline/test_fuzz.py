@@ -12,8 +12,8 @@ import socket
 import threading
 import urllib.parse
 from collections.abc import Iterator
-from decimal import Decimal
 from dataclasses import dataclass
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from tests.support import (
     COMMUNITY,
     CONSUMER_TOKEN,
     ECHO,
+    call_headers,
     consumer_manifest,
     echo_action,
     free_port,
@@ -251,8 +252,7 @@ def test_random_requests_get_documented_answers(fuzz_hub: FuzzHub, request: tupl
 
 @pytest.mark.parametrize("raw", NASTY_BODIES, ids=range(len(NASTY_BODIES)))
 def test_nasty_bodies_on_a_valid_call(fuzz_hub: FuzzHub, raw: bytes) -> None:
-    headers = {"Authorization": f"Bearer {CONSUMER_TOKEN}", "community-id": COMMUNITY,
-               "Content-Type": "application/json"}
+    headers = call_headers()
     answer = fuzz_hub.send(request_bytes("POST", f"/v1/services/call/{ECHO}/provider-app", headers, raw))
     check(answer, "POST")
     assert answer is not None
@@ -304,8 +304,7 @@ def test_depth_and_numbers_never_5xx(fuzz_hub: FuzzHub, depth: int, kinds: list[
                                      fan_out: bool) -> None:
     """Any depth, any number token, single call and fan-out: a documented 4xx
     for the consumer, and a number that reaches the provider arrives exact."""
-    headers = {"Authorization": f"Bearer {CONSUMER_TOKEN}", "community-id": COMMUNITY,
-               "Content-Type": "application/json"}
+    headers = call_headers()
     path = f"/v1/services/call/{ECHO}" + ("" if fan_out else "/provider-app")
     answer = fuzz_hub.send(request_bytes("POST", path, headers, nested_body(depth, kinds, number)))
     check(answer, "POST")
@@ -323,8 +322,7 @@ def test_depth_and_numbers_never_5xx(fuzz_hub: FuzzHub, depth: int, kinds: list[
 
 
 def test_the_hub_still_serves_a_valid_call(fuzz_hub: FuzzHub) -> None:
-    headers = {"Authorization": f"Bearer {CONSUMER_TOKEN}", "community-id": COMMUNITY,
-               "Content-Type": "application/json"}
+    headers = call_headers()
     body = orjson.dumps({"data": {"value": 1, "label": "ok"}})
     answer = fuzz_hub.send(request_bytes("POST", f"/v1/services/call/{ECHO}/provider-app", headers, body))
     assert answer is not None and answer.status == 200, answer

@@ -19,15 +19,15 @@ import pytest
 from aiohttp import web
 
 from proxy.web.state import HUB
-
 from tests.conftest import HubFactory, LogSink, Provider
 from tests.support import (
-    COMMUNITY,
     CONSUMER_TOKEN,
     ECHO,
+    call_headers,
     consumer_manifest,
     echo_action,
     free_port,
+    problem,
     provider_manifest,
     start_hub_process,
     thread_provider,
@@ -36,7 +36,6 @@ from tests.support import (
     write_catalogue,
     write_config_file,
 )
-from tests.support import problem
 
 CALL = f"/v1/services/call/{ECHO}/provider-app"
 GOOD = {"data": {"value": 3, "label": "x"}}
@@ -45,8 +44,7 @@ OFF = b'{"data": {"nope": "' + PRIVATE.encode() + b'"}}'
 
 
 def headers() -> dict[str, str]:
-    return {"Authorization": f"Bearer {CONSUMER_TOKEN}", "community-id": COMMUNITY,
-            "Content-Type": "application/json"}
+    return call_headers()
 
 
 def violation_lines(sink: LogSink, mark: int) -> list[dict[str, Any]]:

@@ -20,8 +20,8 @@ import pytest
 
 from tests.redis_server import RedisServer
 from tests.support import (
-    CONSUMER_TOKEN,
     ECHO,
+    call_headers,
     consumer_manifest,
     echo_action,
     free_port,
@@ -37,8 +37,7 @@ pytestmark = pytest.mark.slow
 
 CALL = f"/v1/services/call/{ECHO}/provider-app"
 BODY = json.dumps({"data": {"value": 1, "label": "x"}}).encode()
-HEADERS = {"Authorization": f"Bearer {CONSUMER_TOKEN}", "community-id": "colegio-teste",
-           "Content-Type": "application/json"}
+HEADERS = call_headers()
 RATE = 10  # per second, declared
 WINDOW_S = 10.0
 

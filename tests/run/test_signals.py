@@ -23,6 +23,7 @@ from tests.support import (
     ECHO,
     PROVIDER_SECRET,
     ROOT,
+    call_headers,
     consumer_manifest,
     echo_action,
     free_port,
@@ -70,8 +71,7 @@ def call(base: str, action: str, data: dict[str, Any], timeout: float = 10) -> t
     request = urllib.request.Request(
         f"{base}/v1/services/call/{action}/provider-app",
         data=json.dumps({"data": data}).encode(),
-        headers={"Authorization": f"Bearer {CONSUMER_TOKEN}", "community-id": "colegio-teste",
-                 "Content-Type": "application/json"},
+        headers=call_headers(),
         method="POST",
     )
     try:
@@ -185,8 +185,7 @@ def test_library_logs_are_json_lines_too(hub_process: dict[str, Any]) -> None:
     base, proc, log = hub_process["base"], hub_process["proc"], hub_process["log"]
     request = urllib.request.Request(
         f"{base}/v1/services/call/{ECHO}/provider-app", data=b"this is not gzip", method="POST",
-        headers={"Authorization": f"Bearer {CONSUMER_TOKEN}", "community-id": "colegio-teste",
-                 "Content-Type": "application/json", "Content-Encoding": "gzip"})
+        headers=call_headers(**{"Content-Encoding": "gzip"}))
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(request, timeout=10)
     assert caught.value.code == 400

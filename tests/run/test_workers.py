@@ -20,18 +20,16 @@ import pytest
 
 from proxy.config import ServerConfig
 from proxy.run.supervisor import worker_count
-
 from tests.support import (
-    wait_for,
-    COMMUNITY,
-    CONSUMER_TOKEN,
     ECHO,
+    call_headers,
     consumer_manifest,
     echo_action,
     free_port,
     provider_manifest,
     start_hub_process,
     thread_provider,
+    wait_for,
     wait_ready,
     write_catalogue,
     write_config_file,
@@ -100,8 +98,7 @@ def call_echo(base: str, value: int) -> tuple[int, dict[str, Any]]:
     request = urllib.request.Request(
         f"{base}/v1/services/call/{ECHO}/provider-app",
         data=json.dumps({"data": {"value": value, "label": "w"}}).encode(),
-        headers={"Authorization": f"Bearer {CONSUMER_TOKEN}", "community-id": COMMUNITY,
-                 "Content-Type": "application/json"},
+        headers=call_headers(),
         method="POST",
     )
     try:
