@@ -59,7 +59,7 @@ def call_checks(limits: RateLimits, consumer: App, community: str, action: str, 
                 provision: Provision) -> list[Check]:
     """A single call's counters: the consumer's and the provider's, spent together."""
     checks = consumer_checks(limits, consumer, community, action)
-    if provision.max_rate is not None:
+    if provision.max_rate is not None:  # on every call: no call and no list when there is none
         checks += provider_checks(provider, action, provision)
     return checks
 

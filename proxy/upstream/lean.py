@@ -315,7 +315,7 @@ class _Pool:
         if oldest is None:
             return False
         self._idle[oldest.key].remove(oldest)
-        oldest.abort()  # its connection_lost releases the slot (at once: abort is synchronous)
+        oldest.abort()  # its connection_lost, scheduled by the loop, releases the slot
         return True
 
     def _schedule_sweep(self) -> None:
