@@ -36,6 +36,7 @@ from .bundle import bundle, needs_bundling
 from .codecache import CodeCache
 from .drafts import DRAFT_07, Draft, check_schema
 from .explain import explain, reference_explainer
+from .fastcode import compile_trimmed
 from .lower import LOWERED_DRAFTS
 
 # fastjsonschema picks its generator from `$schema`: its "2019" one is
@@ -116,7 +117,7 @@ class _LazyCode:
                 # Details only cost on failure; without them 2.22 cannot compile `const`.
                 detailed_exceptions=True,
             )
-            code = compile(source, "<apihub schema>", "exec")
+            code = compile_trimmed(source)
             decide = _run(code)
         except Exception as exc:  # noqa: BLE001 - fastjsonschema has crashed with KeyError, RecursionError...
             log.warning("schema_compile_fell_back", reason=f"{type(exc).__name__}: {str(exc)[:200]}")

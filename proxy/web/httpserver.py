@@ -55,9 +55,10 @@ from ..errors import (
     RequestTooLarge,
     UriTooLong,
 )
+from ..ids import new_request_id
 from ..observe.logs import get_logger
 from .budget import Budget
-from .middleware import new_request_id, problem_response
+from .middleware import problem_response
 from .state import HUB
 
 log = get_logger("apihub.access")

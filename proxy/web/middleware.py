@@ -7,7 +7,6 @@ Handlers raise HubErrors and never build error responses themselves.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import time
 from collections.abc import Iterable
@@ -27,6 +26,7 @@ from ..errors import (
     RequestTimeout,
     ShuttingDown,
 )
+from ..ids import new_request_id
 from ..observe.access import AccessLog
 from ..observe.logs import get_logger
 from ..observe.metrics import Metrics
@@ -53,12 +53,6 @@ def check_transfer_coding(request: web.BaseRequest) -> None:
     given = request.headers.getall("Transfer-Encoding", ())
     if given and [c.strip().lower() for v in given for c in v.split(",") if c.strip()] != ["chunked"]:
         raise BadRequest("Transfer-Encoding other than chunked is not accepted")
-
-
-def new_request_id() -> str:
-    """The hub's own id of a request: unique and unguessable, since providers
-    may use it as a replay key (16 random bytes, ~1 µs; no fork-shared state)."""
-    return os.urandom(16).hex()
 
 
 def correlation_id_of(request: web.BaseRequest) -> str | None:
