@@ -33,7 +33,7 @@ _CALL_ROUTES = frozenset({"call", "fanout"})
 
 
 def _samples(hub: Hub, name: str) -> Iterable[tuple[dict[str, str], float]]:
-    for metric in hub.metrics.registry.collect():
+    for metric in hub.metrics.collect():
         for sample in metric.samples:
             if sample.name == name:
                 yield sample.labels, sample.value

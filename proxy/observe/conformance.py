@@ -30,7 +30,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +38,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from ..clock import rfc3339
 from ..types import CLIPPED_CHARS, CallSite, Mode, Side, ValidationIssue
+from .batch import Batch
 
 LAST_VIOLATIONS = 5
 MINUTE_S = 60
@@ -172,38 +173,53 @@ class Violation:
 
 
 class _Entry:
-    """One provider × action × version."""
+    """One provider × action × version.
 
-    __slots__ = ("_calls", "_invalid", "hours", "minutes", "total", "violations")
+    A call adds to `pending`, the counts of the current minute not yet in
+    the totals and time buckets: one Counts to update per call instead of
+    three. They are settled when a call arrives in another minute, before a
+    report, and at each metrics flush."""
 
-    def __init__(self, calls: Callable[[str], Any], invalid: Callable[[str], Any]) -> None:
+    __slots__ = ("_calls", "_invalid", "hours", "minutes", "pending", "pending_minute", "total", "violations")
+
+    def __init__(self, calls: Callable[[str], None], invalid: Callable[[str], None]) -> None:
         self.total = Counts()
         self.minutes = _Ring(MINUTE_S, MINUTES_KEPT)
         self.hours = _Ring(HOUR_S, HOURS_KEPT)
+        self.pending = Counts()
+        self.pending_minute = 0
         self.violations: deque[Violation] = deque(maxlen=LAST_VIOLATIONS)
         self._calls = calls
         self._invalid = invalid
 
-    def each(self, now: float) -> Iterable[Counts]:
-        return (self.total, self.minutes.at(now), self.hours.at(now))
+    def _current(self, now: float) -> Counts:
+        minute = int(now) // MINUTE_S * MINUTE_S
+        if minute != self.pending_minute:
+            self.settle()
+            self.pending_minute = minute
+        return self.pending
+
+    def settle(self) -> None:
+        pending = self.pending
+        if not pending.calls and not pending.invalid_responses and not pending.latency.count:
+            return
+        for counts in (self.total, self.minutes.at(self.pending_minute), self.hours.at(self.pending_minute)):
+            counts.merge(pending)
+        self.pending = Counts()
 
     def outcome(self, outcome: str, now: float) -> None:
-        for counts in self.each(now):
-            _apply_outcome(counts, outcome)
-        self._calls(outcome).inc()
+        _apply_outcome(self._current(now), outcome)
+        self._calls(outcome)
         if outcome == "invalid_provider_response":
-            self._invalid("strict").inc()
+            self._invalid("strict")
 
     def reported(self, now: float) -> None:
         """A response relayed despite its violations (report mode)."""
-        for counts in self.each(now):
-            counts.invalid_responses += 1
-        self._invalid("report").inc()
+        self._current(now).invalid_responses += 1
+        self._invalid("report")
 
     def upstream(self, ms: float, now: float) -> None:
-        index = _bucket(ms)
-        for counts in self.each(now):
-            counts.latency.add(ms, index)
+        self._current(now).latency.add(ms, _bucket(ms))
 
 
 # ---- the observer ----------------------------------------------------------
@@ -220,41 +236,38 @@ class Window:
 class Conformance:
     """A CallObserver; one per hub (Hub.conformance), read by the admin API."""
 
-    def __init__(self, registry: CollectorRegistry, *, clock: Clock = time.time) -> None:
+    def __init__(self, registry: CollectorRegistry, batch: Batch | None = None, *,
+                 clock: Clock = time.time) -> None:
+        """`batch`: the metrics' (observe/batch.py); its flushes settle the counts too."""
         self._clock = clock
         self.started = clock()
         self._entries: dict[Key, _Entry] = {}
-        self._calls = Counter(
+        batch = batch or Batch()
+        self._calls = batch.counter(Counter(
             "apihub_provider_calls",
             "Provider calls by provider, action, version and outcome (ok or the error code)",
-            ("provider", "action", "version", "outcome"), registry=registry)
-        self._invalid = Counter(
+            ("provider", "action", "version", "outcome"), registry=registry))
+        self._invalid = batch.counter(Counter(
             "apihub_provider_invalid_responses",
             "Provider answers that broke the action's response schema or were not JSON; "
             "mode=report ones were relayed (and are also outcome=ok calls)",
-            ("provider", "action", "version", "mode"), registry=registry)
+            ("provider", "action", "version", "mode"), registry=registry))
+        self._batch = batch
+        batch.on_flush(self.settle)
+
+    def settle(self) -> None:
+        for entry in self._entries.values():
+            entry.settle()
 
     def _entry(self, site: CallSite) -> _Entry:
         key = (site.provider, site.action, site.version)
         entry = self._entries.get(key)
         if entry is None:
-            labels = (key[0], key[1], str(key[2]))
-            calls: dict[str, Any] = {}
-            invalid: dict[str, Any] = {}
-
-            def call_child(outcome: str) -> Any:
-                child = calls.get(outcome)
-                if child is None:
-                    child = calls[outcome] = self._calls.labels(*labels, outcome)
-                return child
-
-            def invalid_child(mode: str) -> Any:
-                child = invalid.get(mode)
-                if child is None:
-                    child = invalid[mode] = self._invalid.labels(*labels, mode)
-                return child
-
-            entry = self._entries[key] = _Entry(call_child, invalid_child)
+            provider, action, version = key[0], key[1], str(key[2])
+            calls, invalid = self._calls, self._invalid
+            entry = self._entries[key] = _Entry(
+                lambda outcome: calls.inc((provider, action, version, outcome)),
+                lambda mode: invalid.inc((provider, action, version, mode)))
         return entry
 
     # CallObserver
@@ -294,6 +307,7 @@ class Conformance:
 
     def report(self, since: float | None = None) -> tuple[float, list[dict[str, Any]]]:
         """(the start actually covered, the entries), sorted by provider, action, version."""
+        self._batch.flush()
         window = self.window(since)
         entries = []
         for key in sorted(self._entries):

@@ -6,14 +6,16 @@ them, so the supervisor turns on prometheus-client's multiprocess mode
 /metrics, whichever worker answers, sums them all (gauges per their
 `multiprocess_mode`). A single worker keeps plain in-memory values.
 
-Label children are cached so a call costs a few dict lookups and
-increments. Labels only ever hold names the catalogue or the registry
-already know, never what a consumer typed, so cardinality stays bounded.
+What every call updates (calls, latencies, calls in flight) is batched
+per worker (batch.py): a call costs a few dict lookups and additions, no
+lock. Labels only ever hold names the catalogue or the registry already
+know, never what a consumer typed, so cardinality stays bounded.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import (
@@ -25,9 +27,11 @@ from prometheus_client import (
     generate_latest,
     values,
 )
+from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from ..types import BreakerState
+from .batch import Batch
 
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _BREAKER_VALUE = {BreakerState.CLOSED: 0, BreakerState.HALF_OPEN: 1, BreakerState.OPEN: 2}
@@ -40,15 +44,16 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
-        self._requests = Counter(
+        self.batch = batch = Batch()
+        self._requests = batch.counter(Counter(
             "apihub_requests", "Calls answered, by action, provider and outcome (ok or the error code)",
-            ("route", "action", "provider", "outcome"), registry=r)
-        self._latency = Histogram(
+            ("route", "action", "provider", "outcome"), registry=r))
+        self._latency = batch.histogram(Histogram(
             "apihub_request_duration_seconds", "Time from request to answer, in the hub",
-            ("route", "action", "provider"), buckets=_BUCKETS, registry=r)
-        self._upstream = Histogram(
+            ("route", "action", "provider"), buckets=_BUCKETS, registry=r), _BUCKETS)
+        self._upstream = batch.histogram(Histogram(
             "apihub_upstream_duration_seconds", "Time the provider took to answer",
-            ("action", "provider"), buckets=_BUCKETS, registry=r)
+            ("action", "provider"), buckets=_BUCKETS, registry=r), _BUCKETS)
         self._violations = Counter(
             "apihub_validation_failures", "Payloads that failed their schema",
             ("action", "provider", "side", "mode"), registry=r)
@@ -58,8 +63,11 @@ class Metrics:
             ("provider",), registry=r, multiprocess_mode="livemax")
         self._transitions = Counter(
             "apihub_breaker_transitions", "Circuit breaker state changes", ("provider", "to"), registry=r)
-        self.in_flight = Gauge("apihub_in_flight_requests", "Requests being handled", registry=r,
-                               multiprocess_mode="livesum")
+        # Requests being handled now, kept by the middleware; told to the gauge at each flush.
+        self.in_flight = 0
+        in_flight = Gauge("apihub_in_flight_requests", "Requests being handled", registry=r,
+                          multiprocess_mode="livesum")
+        batch.on_flush(lambda: in_flight.set(self.in_flight))
         self.catalogue_generation = Gauge(
             "apihub_catalogue_generation", "Generation of the catalogue in use (per worker pid with several)",
             registry=r, multiprocess_mode="liveall")
@@ -85,11 +93,11 @@ class Metrics:
         return child
 
     def observe_call(self, route: str, action: str, provider: str, outcome: str, seconds: float) -> None:
-        self._child(self._requests, route, action, provider, outcome).inc()
-        self._child(self._latency, route, action, provider).observe(seconds)
+        self._requests.inc((route, action, provider, outcome))
+        self._latency.observe((route, action, provider), seconds)
 
     def observe_upstream(self, action: str, provider: str, seconds: float) -> None:
-        self._child(self._upstream, action, provider).observe(seconds)
+        self._upstream.observe((action, provider), seconds)
 
     def violation(self, action: str, provider: str, side: str, mode: str) -> None:
         self._child(self._violations, action, provider, side, mode).inc()
@@ -110,7 +118,13 @@ class Metrics:
     def reloaded(self, ok: bool) -> None:
         self._child(self._reloads, "ok" if ok else "error").inc()
 
+    def collect(self) -> Iterable[Metric]:
+        """This worker's metric families, batched updates included."""
+        self.batch.flush()
+        return self.registry.collect()
+
     def render(self) -> bytes:
+        self.batch.flush()
         if MULTIPROC_ENV in os.environ:
             merged = CollectorRegistry()
             MultiProcessCollector(merged)  # type: ignore[no-untyped-call]  # every worker's files

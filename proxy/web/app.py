@@ -64,7 +64,7 @@ def create_app(
         metrics=metrics,
         guards=Guards(config.breaker, config.upstream.max_concurrency, breaker_changed),
         compiler=compiler,
-        conformance=Conformance(metrics.registry),
+        conformance=Conformance(metrics.registry, metrics.batch),
         budget=Budget(config.limits.max_buffered_bytes),
         access=AccessLog(debug=config.log.level == "debug"),
     )
@@ -89,6 +89,7 @@ def create_app(
         tracing=tracing,
     )
     app.cleanup_ctx.append(_tracing_ctx)
+    app.cleanup_ctx.append(_metrics_ctx)
     app.cleanup_ctx.append(_access_ctx)
     app.cleanup_ctx.append(_registry_ctx)
     app.cleanup_ctx.append(_client_ctx)
@@ -131,6 +132,13 @@ async def _limiter_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await limits.limiter.close()
+
+
+def _metrics_ctx(app: web.Application) -> AsyncIterator[None]:
+    # Calls still answering at shutdown are counted: cleaned up after the access log.
+    return app[HUB].metrics.batch.flushing()
+
+
 async def _access_ctx(app: web.Application) -> AsyncIterator[None]:
     # Every call has answered by the time cleanup runs: nothing written after.
     try:

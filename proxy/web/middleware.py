@@ -133,8 +133,8 @@ def make_middleware(metrics: Metrics, access: AccessLog, calls: InFlight | None 
         # [tracing] the call's server span, current while the handler runs (probes and scrapes untraced)
         call_span = None if tracing is None or record.route in _QUIET_ROUTES else tracing.start_call(
             request.method, _route_template(request), request.headers, record)
-        metrics.in_flight.inc()
-        task = asyncio.current_task() if calls is not None else None
+        metrics.in_flight += 1
+        task = request.task if calls is not None else None
         if task is not None and calls is not None:
             calls.tasks.add(task)
         try:
@@ -166,7 +166,7 @@ def make_middleware(metrics: Metrics, access: AccessLog, calls: InFlight | None 
                 call_span.finish(record, 499, "cancelled", None)
             raise
         finally:
-            metrics.in_flight.dec()
+            metrics.in_flight -= 1
             if task is not None and calls is not None:
                 calls.tasks.discard(task)
         # The consumer's own id comes back when it sent a valid one; the hub's
