@@ -2,21 +2,27 @@
 
 The hub reads only fastjsonschema's verdict: a rejection is explained by
 another engine (explain.py), so the messages fastjsonschema builds are never
-read. Two parts of its code still pay for them:
+read. Its code still pays for them, and for bookkeeping the verdict does
+not need:
 
 - every call into a `$ref`'d function (one per item of an array of
   `$ref`'d objects) builds that item's path for messages, with
   `"...[{x}]".format(**locals())` on the success path: a dict of every
   local variable per item, a quarter of the validation time of a typical
-  answer;
+  answer. Calls between generated functions pass no path here.
 - every `raise` carries the message, the value, the path and, with
   detailed exceptions, a copy of the schema as a literal: most of the
   generated source, compiled and kept in memory for every schema of the
-  catalogue.
+  catalogue. Every `raise` keeps its exception class, with no message.
+- `required` builds a set from a list literal per object checked: here a
+  frozenset made once.
+- every object with `properties` copies its keys into a set and removes
+  each known key from it, which only `additionalProperties` and
+  `patternProperties` read afterwards. Where nothing else reads the set,
+  membership is asked of the object itself and the set is never made.
 
-So calls between generated functions pass no path, and every `raise`
-keeps its exception class with an empty message. The checks themselves
-are untouched.
+What is checked, and so every verdict, is unchanged
+(tests/validation/test_fastcode.py, and the JSON Schema Test Suite).
 """
 
 from __future__ import annotations
@@ -26,6 +32,19 @@ import types
 
 
 class _Trim(ast.NodeTransformer):
+    def __init__(self) -> None:
+        self.constants: list[ast.stmt] = []
+
+    def visit_Module(self, node: ast.Module) -> ast.AST:
+        self.generic_visit(node)
+        node.body[0:0] = self.constants
+        return node
+
+    def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.AST:
+        self.generic_visit(node)
+        _drop_unread_key_sets(node)
+        return node
+
     def visit_Call(self, node: ast.Call) -> ast.AST:
         self.generic_visit(node)
         # validate_x(data, custom_formats, name_prefix): the generated functions' calls to each other
@@ -36,6 +55,96 @@ class _Trim(ast.NodeTransformer):
     def visit_Raise(self, node: ast.Raise) -> ast.AST:
         if isinstance(node.exc, ast.Call):
             node.exc = ast.Call(node.exc.func, [ast.Constant("")], [])
+        return node
+
+    def visit_BinOp(self, node: ast.BinOp) -> ast.AST:
+        self.generic_visit(node)
+        # set(['a', 'b']) - data.keys(): the required keys, made once
+        left = node.left
+        if (isinstance(node.op, ast.Sub) and isinstance(left, ast.Call) and isinstance(left.func, ast.Name)
+                and left.func.id == "set" and len(left.args) == 1 and not left.keywords
+                and isinstance(left.args[0], ast.List)
+                and all(isinstance(e, ast.Constant) for e in left.args[0].elts)):
+            name = f"_REQUIRED_{len(self.constants)}"
+            frozen = ast.Call(ast.Name("frozenset", ast.Load()), [left.args[0]], [])
+            self.constants.append(ast.Assign([ast.Name(name, ast.Store())], frozen))
+            node.left = ast.Name(name, ast.Load())
+        return node
+
+
+def _keys_source(value: ast.expr) -> ast.Name | None:
+    """X in `set(X.keys())`, where X is a local name."""
+    if (isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "set"
+            and len(value.args) == 1 and not value.keywords and isinstance(value.args[0], ast.Call)):
+        inner = value.args[0]
+        if (isinstance(inner.func, ast.Attribute) and inner.func.attr == "keys" and not inner.args
+                and isinstance(inner.func.value, ast.Name)):
+            return inner.func.value
+    return None
+
+
+def _drop_unread_key_sets(function: ast.FunctionDef) -> None:
+    sources: dict[str, ast.Name] = {}
+    twice: set[str] = set()
+    for node in ast.walk(function):
+        if (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+                and (source := _keys_source(node.value)) is not None):
+            name = node.targets[0].id
+            if name in sources:
+                twice.add(name)
+            sources[name] = source
+    # Assigned twice (fastjsonschema never does): kept, rather than reason about which one a use reads.
+    sources = {name: source for name, source in sources.items() if name not in twice}
+    if not sources:
+        return
+    # Which sets are read other than by `'k' in s` and `s.remove('k')`?
+    allowed: set[int] = set()
+    for node in ast.walk(function):
+        if (isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], ast.In)
+                and isinstance(node.left, ast.Constant) and isinstance(node.comparators[0], ast.Name)):
+            allowed.add(id(node.comparators[0]))
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "remove"
+              and isinstance(node.func.value, ast.Name)):
+            allowed.add(id(node.func.value))
+    read_otherwise = {node.id for node in ast.walk(function)
+                      if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in sources
+                      and id(node) not in allowed}
+    unread = {name: source for name, source in sources.items() if name not in read_otherwise}
+    if unread:
+        _Unset(unread).visit(function)
+
+
+class _Unset(ast.NodeTransformer):
+    """Asks the object instead of its key set, and drops the set and its removes."""
+
+    def __init__(self, sources: dict[str, ast.Name]) -> None:
+        self._sources = sources
+
+    def visit_Assign(self, node: ast.Assign) -> ast.AST | None:
+        target = node.targets[0]
+        if isinstance(target, ast.Name) and target.id in self._sources and _keys_source(node.value) is not None:
+            return None
+        return self.generic_visit(node)
+
+    def visit_Expr(self, node: ast.Expr) -> ast.AST | None:
+        call = node.value
+        if (isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr == "remove"
+                and isinstance(call.func.value, ast.Name) and call.func.value.id in self._sources):
+            return None
+        return self.generic_visit(node)
+
+    def visit_Compare(self, node: ast.Compare) -> ast.AST:
+        self.generic_visit(node)
+        right = node.comparators[0]
+        if isinstance(node.ops[0], ast.In) and isinstance(right, ast.Name) and right.id in self._sources:
+            node.comparators[0] = ast.Name(self._sources[right.id].id, ast.Load())
+        return node
+
+    def generic_visit(self, node: ast.AST) -> ast.AST:
+        super().generic_visit(node)
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and not body:
+            body.append(ast.Pass())  # every statement of the block was a remove
         return node
 
 

@@ -52,12 +52,50 @@ def _verdict(validate: Any, instance: Any) -> bool:
     return True
 
 
+# Schemas whose code reads an object's key set after the known keys are
+# removed (additional and pattern properties): that set must stay.
+KEY_SET_SCHEMAS: list[dict[str, Any]] = [
+    {"type": "object", "properties": {"a": {"type": "integer"}}, "additionalProperties": False},
+    {"type": "object", "properties": {"a": {"type": "integer"}}, "additionalProperties": {"type": "string"}},
+    {"type": "object", "properties": {"a": {}}, "patternProperties": {"^x": {"type": "boolean"}},
+     "additionalProperties": False},
+    {"type": "object", "properties": {"a": {}}, "dependencies": {"a": ["b"]}, "required": ["c"]},
+    {"type": "object", "properties": {"a": {"properties": {"b": {}}, "additionalProperties": False}}},
+]
+KEY_SET_INSTANCES: list[Any] = [
+    {}, {"a": 1}, {"a": "1"}, {"a": 1, "b": "x"}, {"a": 1, "b": 2}, {"x1": True}, {"x1": 1},
+    {"a": 1, "c": 0}, {"a": {"b": 1}}, {"a": {"b": 1, "c": 2}}, {"c": 1, "x": False}, [],
+]
+
+
+def _both(schema: Any) -> tuple[Any, Any]:
+    source = fastjsonschema.compile_to_code({"$schema": "http://json-schema.org/draft-07/schema#", **schema},
+                                            use_default=False, detailed_exceptions=True)
+    return _validate(compile(source, "<schema>", "exec")), _validate(compile_trimmed(source))
+
+
 @pytest.mark.parametrize("instance", INSTANCES)
 def test_trimmed_code_gives_the_same_verdicts(instance: Any) -> None:
-    source = fastjsonschema.compile_to_code(SCHEMA, use_default=False, detailed_exceptions=True)
-    untrimmed = _validate(compile(source, "<schema>", "exec"))
-    trimmed = _validate(compile_trimmed(source))
+    untrimmed, trimmed = _both(SCHEMA)
     assert _verdict(trimmed, instance) == _verdict(untrimmed, instance)
+
+
+@pytest.mark.parametrize("schema", KEY_SET_SCHEMAS)
+def test_key_sets_still_read_are_kept(schema: dict[str, Any]) -> None:
+    untrimmed, trimmed = _both(schema)
+    verdicts = [_verdict(untrimmed, instance) for instance in KEY_SET_INSTANCES]
+    assert [_verdict(trimmed, instance) for instance in KEY_SET_INSTANCES] == verdicts
+    assert True in verdicts and False in verdicts  # the instances tell the verdicts apart
+
+
+def test_key_sets_nothing_reads_are_not_made() -> None:
+    source = fastjsonschema.compile_to_code(SCHEMA, use_default=False, detailed_exceptions=True)
+    assert "set(data.keys())" in source
+    namespace: dict[str, Any] = {}
+    exec(compile_trimmed(source), namespace)  # noqa: S102
+    names = {name for value in namespace.values() if callable(value) and hasattr(value, "__code__")
+             for name in value.__code__.co_names}
+    assert "set" not in names and "remove" not in names
 
 
 def test_no_message_paths_are_built_on_the_success_path() -> None:
