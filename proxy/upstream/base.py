@@ -57,19 +57,40 @@ async def within_deadline(exchange: Callable[[bool], Awaitable[Answer]], deadlin
     never got the request (NeverReceived: any action) or, for an idempotent
     action, when no answer came back (refused, reset or closed before answering).
     `exchange(fresh)`: the retry goes on a new connection, never an idle one
-    (the provider that closed one idle connection has likely closed the others)."""
+    (the provider that closed one idle connection has likely closed the others).
+
+    The deadline is asyncio.timeout's mechanism (cancel the task when it
+    passes; a cancellation of ours becomes ProviderTimeout, anyone else's
+    goes on) without its objects: on every call they cost ~6 % of a small
+    call's CPU."""
+    task = asyncio.current_task()
+    assert task is not None
+    cancelling = task.cancelling()
+    expired = False
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        task.cancel()
+
+    timer = asyncio.get_running_loop().call_later(deadline_s, expire)
     try:
-        async with asyncio.timeout(deadline_s):
-            try:
-                return await exchange(False)
-            except ConnectFailed as exc:
-                if not (retry_connect or isinstance(exc, NeverReceived)):
-                    raise
-                return await exchange(True)
+        try:
+            return await exchange(False)
+        except ConnectFailed as exc:
+            if not (retry_connect or isinstance(exc, NeverReceived)):
+                raise
+            return await exchange(True)
     except ConnectFailed as exc:
         raise ProviderUnreachable(str(exc)) from None
-    except TimeoutError:
+    except asyncio.CancelledError:
+        if expired and task.uncancel() <= cancelling:
+            raise ProviderTimeout(f"provider did not answer within {round(deadline_s * 1000)} ms") from None
+        raise
+    except TimeoutError:  # a client's own timer, past its own handling: still the provider's slowness
         raise ProviderTimeout(f"provider did not answer within {round(deadline_s * 1000)} ms") from None
+    finally:
+        timer.cancel()
 
 
 # A provider app that once wrote bytes nobody asked for (a late or second
