@@ -93,7 +93,8 @@ def check_budget(hub: Hub) -> None:
 
 def _reply(reply: Reply) -> web.Response:
     response = _json(reply.body)
-    response.headers.update(reply.headers)
+    if reply.headers:  # RateLimit headers, when a limit applies
+        response.headers.update(reply.headers)
     return response
 
 
