@@ -81,14 +81,16 @@ class Settings:
     scale_actions: int = 10_000
     scale_apps: int = 10_000
     profile_seconds: float = 8.0
+    unloaded_seconds: float = 4.0  # per run at one connection
 
     @classmethod
     def from_env(cls) -> Settings:
         if os.environ.get("BENCH_QUICK"):
             return cls(quick=True, repeats=1, seconds=2, curve_fractions=(0.5,),
-                       scale_actions=300, scale_apps=300, profile_seconds=3)
+                       scale_actions=300, scale_apps=300, profile_seconds=3, unloaded_seconds=1)
+        seconds = float(os.environ.get("BENCH_SECONDS", 4))
         return cls(quick=False, repeats=int(os.environ.get("BENCH_REPEATS", 3)),
-                   seconds=float(os.environ.get("BENCH_SECONDS", 4)))
+                   seconds=seconds, unloaded_seconds=seconds)
 
 
 # ---- processes ----------------------------------------------------------------
@@ -254,7 +256,7 @@ class Run:
         )
         self.samples.append(sample)
         print(f"  {phase:8} {scenario:9} {target:12} #{repeat}  {sample.calls_per_s:9.0f}/s  "
-              f"p50 {sample.p50_ms:7.2f} ms  p99 {sample.p99_ms:7.2f} ms  "
+              f"p50 {sample.p50_ms:7.3f} ms  p99 {sample.p99_ms:7.3f} ms  "
               f"cpu {sample.cpu_ms_per_call:6.3f} s/1k  non2xx {sample.non2xx} err {sample.errors}",
               flush=True)
         return sample
@@ -319,6 +321,8 @@ def main() -> int:
         servers = start_servers(fleet, run)
         with timed(run, "throughput"):
             throughput(run, servers)
+        with timed(run, "unloaded"):
+            unloaded(run, servers)
         with timed(run, "curve"):
             curve(run, servers)
         with timed(run, "profile"):
@@ -361,6 +365,15 @@ class Servers:
     hub_rs: Server | None
     requests: dict[tuple[str, str], Request]
     hub_lean: Server | None = None
+
+    def targets(self) -> dict[str, Server]:
+        """Every server a call can be measured against, by target name, in the order runs interleave."""
+        server_of = {"direct": self.direct, "bare": self.bare, "hub": self.hub}
+        if self.hub_rs is not None:
+            server_of["hub-rs"] = self.hub_rs
+        if self.hub_lean is not None:
+            server_of["hub-aiohttp"] = self.hub_lean
+        return server_of
 
 
 def start_servers(fleet: Fleet, run: Run) -> Servers:
@@ -424,23 +437,23 @@ TARGETS = ("direct", "bare", "hub")
 
 def throughput(run: Run, s: Servers) -> None:
     """Peak (closed loop, `connections` at once), interleaved, `repeats` times."""
-    server_of = {"direct": s.direct, "bare": s.bare, "hub": s.hub}
-    targets = list(TARGETS)
-    if s.hub_rs is not None:
-        server_of["hub-rs"] = s.hub_rs
-        targets.append("hub-rs")
-    if s.hub_lean is not None:
-        server_of["hub-aiohttp"] = s.hub_lean
-        targets.append("hub-aiohttp")
     for scenario in ("small", "large"):
         for repeat in range(run.settings.repeats):
-            for target in targets:
-                run.measure("peak", scenario, target, server_of[target], s.requests[(target, scenario)],
-                            repeat)
+            for target, server in s.targets().items():
+                run.measure("peak", scenario, target, server, s.requests[(target, scenario)], repeat)
     # A rejected call against a successful one, on the same hub.
     for repeat in range(run.settings.repeats):
         run.measure("rejected", "small", "hub", s.hub, s.requests[("hub", "small")], repeat)
         run.measure("rejected", "rejected", "hub", s.hub, s.requests[("hub", "rejected")], repeat)
+
+
+def unloaded(run: Run, s: Servers) -> None:
+    """One keep-alive connection, closed loop, interleaved, `repeats` times: no call ever waits
+    behind another, so p50 is the path's own latency (issue 12: hub ≤ bare + 0.05 ms)."""
+    for repeat in range(run.settings.repeats):
+        for target, server in s.targets().items():
+            run.measure("unloaded", "small", target, server, s.requests[(target, "small")], repeat,
+                        connections=1, seconds=run.settings.unloaded_seconds)
 
 
 def curve(run: Run, s: Servers) -> None:
