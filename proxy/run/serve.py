@@ -67,6 +67,7 @@ def run_worker(config: Config, *, sock: socket.socket | None = None, loaded: Loa
         return startup_failure(exc)
     app[HUB].freeze_heap = True
     heap.freeze()
+    heap.collect_young_less_often()
     # Answers of stalled consumers must be given back after a burst (web/budget.py).
     allocator_tuned = budget.tune_allocator()
     uvloop = use_uvloop()
