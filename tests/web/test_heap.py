@@ -45,3 +45,37 @@ async def test_reload_frees_the_old_catalogue_and_freezes_again(hub: Any, frozen
     r = await hub.post(f"/v1/services/call/{ECHO}/provider-app", json={"data": {"value": 1, "label": "x"}},
                        headers=call_headers())
     assert r.status == 200
+
+
+def test_young_collections_are_rarer_but_cycles_are_still_collected() -> None:
+    """A serving process collects its youngest generation every
+    YOUNG_THRESHOLD net allocations: reference cycles still go, unprompted."""
+    before = gc.get_threshold()
+    collections: list[int] = []
+
+    def seen(phase: str, info: dict[str, Any]) -> None:
+        if phase == "stop":
+            collections.append(info["generation"])
+
+    class Node:
+        def __init__(self) -> None:
+            self.me = self
+
+    gc.collect()
+    heap.collect_young_less_often()
+    gc.callbacks.append(seen)
+    try:
+        assert gc.get_threshold()[0] == heap.YOUNG_THRESHOLD
+        canary = Node()
+        gone = weakref.ref(canary)
+        del canary
+        for _ in range(heap.YOUNG_THRESHOLD // 4):  # well under the threshold: no collection
+            Node()
+        assert not collections and gone() is not None
+        for _ in range(heap.YOUNG_THRESHOLD):
+            Node()
+        assert collections, "no collection ran past the threshold"
+        assert gone() is None, "the reference cycle was not collected"
+    finally:
+        gc.callbacks.remove(seen)
+        gc.set_threshold(*before)
