@@ -18,7 +18,7 @@ from ..admin.app import create_admin_app
 from ..config import Config, ConfigError
 from ..errors import CatalogueError
 from ..observe.logs import get_logger
-from ..web import budget, heap
+from ..web import heap
 from ..web.app import create_app
 from ..web.httpserver import HubRunner
 from ..web.state import HUB, Loaded
@@ -68,10 +68,7 @@ def run_worker(config: Config, *, sock: socket.socket | None = None, loaded: Loa
     app[HUB].freeze_heap = True
     heap.freeze()
     heap.collect_young_less_often()
-    # Answers of stalled consumers must be given back after a burst (web/budget.py).
-    allocator_tuned = budget.tune_allocator()
     uvloop = use_uvloop()
-    log.info("allocator", tuned=allocator_tuned)
     asyncio.run(serve_app(app, config, sock=sock, uvloop=uvloop))
     return EXIT_OK
 

@@ -12,9 +12,12 @@ Memory: glibc raises its mmap threshold after freeing a large mmapped block
 (dynamic threshold), so after a burst of multi-megabyte answers the next
 ones land in the heap arenas, and freeing them leaves the pages mapped: a
 process that held 2 GB for stalled readers kept it with no connection left.
-`tune_allocator` pins the threshold (large answers are mmapped and unmapped
-on free) and the budget calls `malloc_trim(0)` once held bytes fall back
-after a burst (one trim `TRIM_DELAY_S` after the fall). Both are no-ops off glibc.
+The budget calls `malloc_trim(0)` once held bytes fall back after a burst
+(one trim `TRIM_DELAY_S` after the fall), which gives back the free pages
+of every arena. The thresholds stay glibc's own: pinned at 128 KiB, every
+large answer and orjson's working buffer for it (~12× the answer) was a
+fresh mapping, faulted in page by page on every call, about a quarter of
+the CPU of a ~200 KB answer. A no-op off glibc.
 """
 
 from __future__ import annotations
@@ -29,13 +32,6 @@ from ..observe.logs import get_logger
 
 log = get_logger("apihub.server")
 
-# glibc's mallopt parameter numbers (malloc.h).
-M_TRIM_THRESHOLD = -1
-M_MMAP_THRESHOLD = -3
-# Blocks from this size up are mmapped (glibc's own initial default): an
-# answer buffer is returned to the system when freed.
-MMAP_THRESHOLD_BYTES = 128 * 1024
-TRIM_THRESHOLD_BYTES = 4 * 1024 * 1024
 # A trim is worth it after a burst of at least this many held bytes...
 TRIM_AFTER_BYTES = 32 * 1024 * 1024
 # ...once held bytes are back below a quarter of the peak, this long after
@@ -49,21 +45,12 @@ def _libc() -> ctypes.CDLL | None:
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         libc.malloc_trim  # noqa: B018 - glibc only (musl has none)
-        libc.mallopt  # noqa: B018
     except (OSError, AttributeError):
         return None
     return libc
 
 
 _LIBC = _libc()
-
-
-def tune_allocator() -> bool:
-    """Pin glibc's mmap and trim thresholds (see the module doc). True if done."""
-    if _LIBC is None:
-        return False
-    return bool(_LIBC.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
-                and _LIBC.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
 
 
 def malloc_trim() -> bool:

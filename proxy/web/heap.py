@@ -24,7 +24,6 @@ import asyncio
 import gc
 import weakref
 
-
 YOUNG_THRESHOLD = 10_000
 
 
