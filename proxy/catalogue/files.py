@@ -11,10 +11,12 @@ import orjson
 from ..errors import CatalogueError, Problem
 from ..types import Mode
 from .model import MODES, ActionSpec, VersionSpec
+from .sharing import Sharing
 
 
-def read_action_file(path: Path) -> ActionSpec:
-    """One catalogue/actions/*.json file: {"action", "title", "versions": {...}}."""
+def read_action_file(path: Path, sharing: Sharing | None = None) -> ActionSpec:
+    """One catalogue/actions/*.json file: {"action", "title", "versions": {...}};
+    with `sharing`, parts equal to those of the load's other files are theirs."""
     source = str(path)
     try:
         doc = orjson.loads(path.read_bytes())
@@ -22,7 +24,7 @@ def read_action_file(path: Path) -> ActionSpec:
         raise CatalogueError([Problem(source, "", f"cannot read: {exc.strerror}")]) from None
     except orjson.JSONDecodeError as exc:
         raise CatalogueError([Problem(source, "", f"not valid JSON: {exc}")]) from None
-    return parse_action(doc, source)
+    return parse_action(doc if sharing is None else sharing.share(doc), source)
 
 
 _ACTION_KEYS = {"action", "title", "description", "versions", "idempotent", "$comment"}

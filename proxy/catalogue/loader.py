@@ -23,6 +23,7 @@ from ..validation import DEFAULT_ENGINE, CodeCache, Compiled, Engine, SchemaErro
 from . import openapi
 from .files import read_action_file
 from .model import Action, ActionSpec, ActionVersion, Catalogue
+from .sharing import Sharing
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -131,9 +132,10 @@ def read_sources(root: Path, memo: _Memo[tuple[str, int, int], ActionSpec] | Non
     warnings: list[Problem] = []
     actions_dir = root / "actions"
     if actions_dir.is_dir():
+        sharing = Sharing()  # for this read only: its table would keep replaced files' parts
         for path in sorted(actions_dir.rglob("*.json"), key=str):  # str: Path comparisons cost 10x
             try:
-                specs.append(_action_file(path, memo))
+                specs.append(_action_file(path, memo, sharing))
             except CatalogueError as exc:
                 problems.extend(exc.problems)
     openapi_dir = root / "openapi"
@@ -145,7 +147,8 @@ def read_sources(root: Path, memo: _Memo[tuple[str, int, int], ActionSpec] | Non
     return specs, problems, warnings
 
 
-def _action_file(path: Path, memo: _Memo[tuple[str, int, int], ActionSpec] | None) -> ActionSpec:
+def _action_file(path: Path, memo: _Memo[tuple[str, int, int], ActionSpec] | None,
+                 sharing: Sharing) -> ActionSpec:
     try:
         info = path.stat()
     except OSError:
@@ -153,7 +156,7 @@ def _action_file(path: Path, memo: _Memo[tuple[str, int, int], ActionSpec] | Non
     stamp = (str(path), info.st_mtime_ns, info.st_size)
     spec = memo.get(stamp) if memo is not None else None
     if spec is None:
-        spec = dataclasses.replace(read_action_file(path), stamp=stamp)
+        spec = dataclasses.replace(read_action_file(path, sharing), stamp=stamp)
         if memo is not None:
             memo.put(stamp, spec)
     return spec
