@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -21,7 +22,7 @@ from ..errors import CatalogueError, Problem
 from ..types import ValidationIssue
 from ..validation import DEFAULT_ENGINE, CodeCache, Compiled, Engine, SchemaError, engine_for
 from . import openapi
-from .files import read_action_file
+from .files import action_files, read_action_file
 from .model import Action, ActionSpec, ActionVersion, Catalogue
 from .sharing import Sharing
 
@@ -133,9 +134,9 @@ def read_sources(root: Path, memo: _Memo[tuple[str, int, int], ActionSpec] | Non
     actions_dir = root / "actions"
     if actions_dir.is_dir():
         sharing = Sharing()  # for this read only: its table would keep replaced files' parts
-        for path in sorted(actions_dir.rglob("*.json"), key=str):  # str: Path comparisons cost 10x
+        for path, entry in action_files(actions_dir):
             try:
-                specs.append(_action_file(path, memo, sharing))
+                specs.append(_action_file(path, entry, memo, sharing))
             except CatalogueError as exc:
                 problems.extend(exc.problems)
     openapi_dir = root / "openapi"
@@ -147,16 +148,16 @@ def read_sources(root: Path, memo: _Memo[tuple[str, int, int], ActionSpec] | Non
     return specs, problems, warnings
 
 
-def _action_file(path: Path, memo: _Memo[tuple[str, int, int], ActionSpec] | None,
+def _action_file(path: str, entry: os.DirEntry[str], memo: _Memo[tuple[str, int, int], ActionSpec] | None,
                  sharing: Sharing) -> ActionSpec:
     try:
-        info = path.stat()
+        info = entry.stat()
     except OSError:
-        return read_action_file(path)  # says why it cannot be read
-    stamp = (str(path), info.st_mtime_ns, info.st_size)
+        return read_action_file(Path(path))  # says why it cannot be read
+    stamp = (path, info.st_mtime_ns, info.st_size)
     spec = memo.get(stamp) if memo is not None else None
     if spec is None:
-        spec = dataclasses.replace(read_action_file(path, sharing), stamp=stamp)
+        spec = dataclasses.replace(read_action_file(Path(path), sharing), stamp=stamp)
         if memo is not None:
             memo.put(stamp, spec)
     return spec
