@@ -111,8 +111,8 @@ def main() -> None:
              f"`.venv/bin/python benchmarks/workers.py --write` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, "
              f"{os.cpu_count()} cores. The main process loads and checks the catalogue once, then forks; "
              "schemas are compiled on first use.", "",
-             "| workers | cold start to first answer | RSS per worker (max) | PSS per worker (max) "
-             "| SIGHUP reload, one file changed | RSS per worker after it (max) |",
+             ("| workers | cold start to first answer | RSS per worker (max) | PSS per worker (max) "
+              "| SIGHUP reload, one file changed | RSS per worker after it (max) |"),
              "| ---: | ---: | ---: | ---: | ---: | ---: |"]
     for row in rows:
         lines.append(f"| {row['workers']} | {row['first_answer_s']} s | {row['rss_mib']} MiB | {row['pss_mib']} MiB "
