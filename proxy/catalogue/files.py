@@ -15,20 +15,20 @@ from .model import MODES, ActionSpec, VersionSpec
 from .sharing import Sharing
 
 
-def action_files(folder: Path) -> list[tuple[str, os.DirEntry[str]]]:
+def action_files(folder: Path) -> list[str]:
     """Every *.json under `folder` as Path.rglob finds them (not inside a
-    linked folder), sorted by path, with its directory entry: a reload stats
-    10,000 files, and Path objects cost more than the stat calls."""
-    found: list[tuple[str, os.DirEntry[str]]] = []
+    linked folder), sorted: a reload lists 10,000 files, and Path objects
+    cost more than the stat calls that follow."""
+    found: list[str] = []
     folders = [str(folder)]
     while folders:
         with os.scandir(folders.pop()) as entries:
             for entry in entries:
                 if entry.name.endswith(".json"):
-                    found.append((entry.path, entry))
+                    found.append(entry.path)
                 if entry.is_dir(follow_symlinks=False):
                     folders.append(entry.path)
-    found.sort(key=lambda item: item[0])
+    found.sort()
     return found
 
 

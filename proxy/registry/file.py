@@ -123,14 +123,13 @@ def read_apps_folder(
     problems: list[Problem] = []
     if not folder.is_dir():
         return apps
-    # Directory entries, not Path objects: a reload stats 10,000 manifests,
-    # and Path objects cost more than the stat calls.
+    # Paths as strings: a reload lists 10,000 manifests, and Path objects
+    # cost more than the stat calls.
     with os.scandir(folder) as scan:
-        entries = sorted((entry for entry in scan if entry.name.endswith(".json")), key=lambda e: e.path)
-    for entry in entries:
-        source = entry.path
+        paths = sorted(entry.path for entry in scan if entry.name.endswith(".json"))
+    for source in paths:
         try:
-            info = entry.stat()
+            info = os.stat(source)
             stamp = (info.st_mtime_ns, info.st_size)
             known = memo.get(source) if memo is not None else None
             if known is not None and known[0] == stamp:

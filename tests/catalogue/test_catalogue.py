@@ -168,6 +168,19 @@ def test_action_files_are_what_rglob_finds_in_its_order(tmp_path: Path) -> None:
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "elsewhere" / "linked.json").write_text("{}")
     (folder / "link").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
-    found = [path for path, _ in action_files(folder)]
+    found = action_files(folder)
     assert found == [str(p) for p in sorted(folder.rglob("*.json"), key=str)]
     assert str(folder / "sub" / "deeper" / "a.json") in found and str(folder / "folder.json") in found
+
+
+def test_a_reload_keeps_one_stamp_per_unchanged_action_file(tmp_path: Path) -> None:
+    """The memo's key of a reused spec is the stamp the spec holds (and its
+    file name the spec's source), not the equal one the reload made."""
+    write_catalogue(tmp_path, [echo_action("@a:one:x"), echo_action("@a:two:x")], [])
+    compiler = SchemaCompiler()
+    load_catalogue(tmp_path, compiler=compiler)
+    load_catalogue(tmp_path, compiler=compiler)
+    kept = compiler.specs._kept
+    assert len(kept) == 2
+    for stamp, spec in kept.items():
+        assert stamp is spec.stamp and stamp[0] is spec.source

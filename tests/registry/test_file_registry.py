@@ -52,3 +52,15 @@ def test_a_broken_manifest_rejects_the_reread(tmp_path: Path) -> None:
     with pytest.raises(CatalogueError) as caught:
         first.reread()
     assert "dir.json" in str(caught.value) and "cannot read" in str(caught.value)
+
+
+def test_a_replaced_registry_is_freed_without_the_cyclic_collector(tmp_path: Path) -> None:
+    """A reload counts on it (web/heap.py): frozen apps are freed by their
+    reference counts alone, so no full collection is owed for them."""
+    import gc
+
+    root = write_catalogue(tmp_path, [], [consumer_manifest(), provider_manifest("p", "http://127.0.0.1:1/x")])
+    gc.collect()
+    registry = FileRegistry({}, folder=root / "apps", environ={}).reread()
+    del registry
+    assert gc.collect() == 0
