@@ -35,27 +35,40 @@ class Sharing:
     def share(self, document: Any) -> Any:
         """`document` (fresh from the decoder: edited in place), its parts
         that an earlier document has replaced by those."""
+        if isinstance(document, str):
+            return self._strings.setdefault(document, document)
+        if not isinstance(document, (dict, list)):
+            return document
         shapes: dict[int, int] = {}
-        if isinstance(document, (dict, list)):
-            self._shape(document, shapes)
-        return self._take(document, shapes, set())
+        self._shape(document, shapes)
+        return self._take(document, _Claims(shapes))
 
-    def _shape(self, value: Any, shapes: dict[int, int]) -> int:
-        """The number of `value`'s structure (an object or array): equal
-        structures, equal numbers. Its key holds a string as itself, another
-        scalar with its type (1, 1.0 and True are equal, but not the same
-        JSON), an object or array by its number; one flat tuple per container
-        (the collector and the allocator see few objects)."""
-        parts: list[Any] = [type(value)]
-        for name, item in value.items() if isinstance(value, dict) else enumerate(value):
-            if parts[0] is dict:
+    def _shape(self, value: dict[str, Any] | list[Any], shapes: dict[int, int]) -> int:
+        """The number of `value`'s structure: equal structures, equal
+        numbers. Its key holds a string as itself, another scalar with its
+        type (1, 1.0 and True are equal, but not the same JSON), an object
+        or array by its number; one flat tuple per object or array (the
+        collector and the allocator see few objects)."""
+        parts: list[Any]
+        if isinstance(value, dict):
+            parts = [dict]
+            for name, item in value.items():
                 parts.append(name)
-            if isinstance(item, str):
-                parts.append(item)
-            elif isinstance(item, (dict, list)):
-                parts.append(self._shape(item, shapes))
-            else:
-                parts.append((type(item), item))
+                if isinstance(item, str):
+                    parts.append(item)
+                elif isinstance(item, (dict, list)):
+                    parts.append(self._shape(item, shapes))
+                else:
+                    parts.append((type(item), item))
+        else:
+            parts = [list]
+            for item in value:
+                if isinstance(item, str):
+                    parts.append(item)
+                elif isinstance(item, (dict, list)):
+                    parts.append(self._shape(item, shapes))
+                else:
+                    parts.append((type(item), item))
         key = tuple(parts)
         number = self._shapes.get(key)
         if number is None:
@@ -63,38 +76,60 @@ class Sharing:
         shapes[id(value)] = number
         return number
 
-    def _take(self, value: Any, shapes: dict[int, int], used: set[int]) -> Any:
-        if isinstance(value, str):
-            return self._strings.setdefault(value, value)
-        if not isinstance(value, (dict, list)):
-            return value
-        shape = shapes[id(value)]
-        held = self._held.setdefault(shape, [])
-        for other in held:
-            if _claim(other, used):
-                return other
+    def _take(self, value: dict[str, Any] | list[Any], claims: _Claims) -> Any:
+        shape = claims.shapes[id(value)]
+        held = self._held.get(shape)
+        if held is None:
+            held = self._held[shape] = []
+        else:
+            # Those before the cursor are this document's already (or were refused).
+            for index in range(claims.cursor.get(shape, 0), len(held)):
+                if claims.claim(held[index]):
+                    claims.cursor[shape] = index + 1
+                    return held[index]
+        strings = self._strings
         if isinstance(value, dict):
             for name, item in value.items():
-                value[name] = self._take(item, shapes, used)
+                if isinstance(item, str):
+                    value[name] = strings.setdefault(item, item)
+                elif isinstance(item, (dict, list)):
+                    value[name] = self._take(item, claims)
         else:
             for index, item in enumerate(value):
-                value[index] = self._take(item, shapes, used)
-        used.add(id(value))
+                if isinstance(item, str):
+                    value[index] = strings.setdefault(item, item)
+                elif isinstance(item, (dict, list)):
+                    value[index] = self._take(item, claims)
+        claims.used.add(id(value))
         held.append(value)
+        claims.cursor[shape] = len(held)
         return value
 
 
-def _claim(value: Any, used: set[int]) -> bool:
-    """Add the ids of `value`'s objects and arrays to `used`, unless one is there already."""
-    found: list[int] = []
-    stack = [value]
-    while stack:
-        node = stack.pop()
-        if id(node) in used:
+class _Claims:
+    """What one document holds so far."""
+
+    __slots__ = ("shapes", "used", "cursor")
+
+    def __init__(self, shapes: dict[int, int]) -> None:
+        self.shapes = shapes  # id of each of its objects and arrays -> structure number
+        self.used: set[int] = set()  # ids of the objects and arrays it holds
+        self.cursor: dict[int, int] = {}  # structure number -> where to look for a free one of those held
+
+    def claim(self, value: Any) -> bool:
+        """Add the ids of `value`'s objects and arrays to `used`, unless one is there already."""
+        used = self.used
+        if id(value) in used:
             return False
-        found.append(id(node))
-        for item in node.values() if isinstance(node, dict) else node:
-            if isinstance(item, (dict, list)):
-                stack.append(item)
-    used.update(found)
-    return True
+        found: list[int] = []
+        stack = [value]
+        while stack:
+            node = stack.pop()
+            if id(node) in used:
+                return False
+            found.append(id(node))
+            for item in node.values() if isinstance(node, dict) else node:
+                if isinstance(item, (dict, list)):
+                    stack.append(item)
+        used.update(found)
+        return True
