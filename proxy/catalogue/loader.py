@@ -76,7 +76,11 @@ class SchemaCompiler:
 
     def compile(self, schema: Any) -> Compiled:
         # A digest, not the encoded schema itself: 20,000 schemas' bytes were tens of MB kept.
-        key = hashlib.blake2b(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS), digest_size=16).digest()
+        try:
+            encoded = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:  # deeper than orjson encodes (254 levels)
+            raise SchemaError("", "nested too deeply (at most 254 levels)") from None
+        key = hashlib.blake2b(encoded, digest_size=16).digest()
         hit = self._schemas.get(key)
         if hit is None:
             hit = self.engine.compile(schema)

@@ -40,8 +40,14 @@ class Sharing:
         if not isinstance(document, (dict, list)):
             return document
         shapes: dict[int, int] = {}
-        self._shape(document, shapes)
-        return self._take(document, _Claims(shapes))
+        try:
+            self._shape(document, shapes)
+            return self._take(document, _Claims(shapes))
+        except RecursionError:
+            # Nested deeper than Python recurses (the decoder takes 1,024 levels):
+            # kept as it is, or as far as it was taken, still a tree; whoever
+            # reads it next says what is wrong with it.
+            return document
 
     def _shape(self, value: dict[str, Any] | list[Any], shapes: dict[int, int]) -> int:
         """The number of `value`'s structure: equal structures, equal

@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from proxy.catalogue import load_catalogue
 from proxy.catalogue.sharing import Sharing
+from proxy.errors import CatalogueError
 
 
 def containers(value: Any) -> list[int]:
@@ -78,3 +80,23 @@ def test_a_load_shares_the_schemas_of_its_action_files(tmp_path: Path) -> None:
     assert versions[1].request_schema["properties"]["own1"] == {"type": "integer"}
     assert versions[1].validate_request({"data": {"id": "x"}, "own1": 3}) == ()
     assert versions[1].validate_request({"data": {"id": 3}})
+
+
+def test_a_document_nested_deeper_than_python_recurses_is_kept_as_it_is() -> None:
+    text = b"[" * 1015 + b"]" * 1015  # the decoder takes up to 1,024 levels
+    document = Sharing().share(orjson.loads(text))
+    depth = 0
+    while document:  # == would recurse too
+        assert isinstance(document, list) and len(document) == 1
+        document, depth = document[0], depth + 1
+    assert document == [] and depth == 1014
+
+
+def test_a_schema_nested_too_deeply_is_a_problem_of_its_file(tmp_path: Path) -> None:
+    (tmp_path / "actions").mkdir()
+    schema = '{"items":' * 300 + "{}" + "}" * 300
+    (tmp_path / "actions" / "deep.json").write_text(
+        '{"action": "@t:a:deep", "versions": {"1": {"request": ' + schema + ', "response": {}}}}')
+    with pytest.raises(CatalogueError) as caught:
+        load_catalogue(tmp_path)
+    assert "deep.json#/versions/1/request" in str(caught.value) and "nested too deeply" in str(caught.value)
