@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +12,29 @@ import orjson
 from ..errors import CatalogueError, Problem
 from ..types import Mode
 from .model import MODES, ActionSpec, VersionSpec
+from .sharing import Sharing
 
 
-def read_action_file(path: Path) -> ActionSpec:
-    """One catalogue/actions/*.json file: {"action", "title", "versions": {...}}."""
+def action_files(folder: Path) -> list[str]:
+    """Every *.json under `folder` as Path.rglob finds them (not inside a
+    linked folder), sorted: a reload lists 10,000 files, and Path objects
+    cost more than the stat calls that follow."""
+    found: list[str] = []
+    folders = [str(folder)]
+    while folders:
+        with os.scandir(folders.pop()) as entries:
+            for entry in entries:
+                if entry.name.endswith(".json"):
+                    found.append(entry.path)
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append(entry.path)
+    found.sort()
+    return found
+
+
+def read_action_file(path: Path, sharing: Sharing | None = None) -> ActionSpec:
+    """One catalogue/actions/*.json file: {"action", "title", "versions": {...}};
+    with `sharing`, parts equal to those of the load's other files are theirs."""
     source = str(path)
     try:
         doc = orjson.loads(path.read_bytes())
@@ -22,7 +42,7 @@ def read_action_file(path: Path) -> ActionSpec:
         raise CatalogueError([Problem(source, "", f"cannot read: {exc.strerror}")]) from None
     except orjson.JSONDecodeError as exc:
         raise CatalogueError([Problem(source, "", f"not valid JSON: {exc}")]) from None
-    return parse_action(doc, source)
+    return parse_action(doc if sharing is None else sharing.share(doc), source)
 
 
 _ACTION_KEYS = {"action", "title", "description", "versions", "idempotent", "$comment"}

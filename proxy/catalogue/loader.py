@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
@@ -21,8 +22,9 @@ from ..errors import CatalogueError, Problem
 from ..types import ValidationIssue
 from ..validation import DEFAULT_ENGINE, CodeCache, Compiled, Engine, SchemaError, engine_for
 from . import openapi
-from .files import read_action_file
+from .files import action_files, read_action_file
 from .model import Action, ActionSpec, ActionVersion, Catalogue
+from .sharing import Sharing
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -32,16 +34,19 @@ class _Memo(Generic[K, V]):
     """What the last load made, kept for the next: entries the next load does
     not use are dropped at its commit, so the memo cannot grow without bound."""
 
-    def __init__(self) -> None:
+    def __init__(self, key_of: Callable[[V], K] | None = None) -> None:
         self._kept: dict[K, V] = {}
         self._used: dict[K, V] = {}
+        # The key a value was put with: a hit keeps that key object, not the equal one
+        # looked up with (10,000 stamps of a reload would otherwise be kept twice).
+        self._key_of = key_of
 
     def get(self, key: K) -> V | None:
         hit = self._used.get(key)
         if hit is None:
             hit = self._kept.get(key)
             if hit is not None:
-                self._used[key] = hit
+                self._used[key if self._key_of is None else self._key_of(hit)] = hit
         return hit
 
     def put(self, key: K, value: V) -> None:
@@ -66,12 +71,16 @@ class SchemaCompiler:
     def __init__(self, engine: Engine | None = None) -> None:
         self.engine = engine or engine_for(DEFAULT_ENGINE)  # [catalogue] validator
         self._schemas: _Memo[bytes, Compiled] = _Memo()
-        self.specs: _Memo[tuple[str, int, int], ActionSpec] = _Memo()
+        self.specs: _Memo[tuple[str, int, int], ActionSpec] = _Memo(_stamp_of)
         self.actions: _Memo[tuple[str, int, int], tuple[Action, list[Problem]]] = _Memo()
 
     def compile(self, schema: Any) -> Compiled:
         # A digest, not the encoded schema itself: 20,000 schemas' bytes were tens of MB kept.
-        key = hashlib.blake2b(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS), digest_size=16).digest()
+        try:
+            encoded = orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)
+        except orjson.JSONEncodeError:  # deeper than orjson encodes (254 levels)
+            raise SchemaError("", "nested too deeply (at most 254 levels)") from None
+        key = hashlib.blake2b(encoded, digest_size=16).digest()
         hit = self._schemas.get(key)
         if hit is None:
             hit = self.engine.compile(schema)
@@ -85,6 +94,11 @@ class SchemaCompiler:
     def discard(self) -> None:
         for memo in (self._schemas, self.specs, self.actions):
             memo.discard()
+
+
+def _stamp_of(spec: ActionSpec) -> tuple[str, int, int]:
+    assert spec.stamp is not None  # only action files' specs are memoised
+    return spec.stamp
 
 
 def compiler_for(config: CatalogueConfig) -> SchemaCompiler:
@@ -131,9 +145,10 @@ def read_sources(root: Path, memo: _Memo[tuple[str, int, int], ActionSpec] | Non
     warnings: list[Problem] = []
     actions_dir = root / "actions"
     if actions_dir.is_dir():
-        for path in sorted(actions_dir.rglob("*.json"), key=str):  # str: Path comparisons cost 10x
+        sharing = Sharing()  # for this read only: its table would keep replaced files' parts
+        for path in action_files(actions_dir):
             try:
-                specs.append(_action_file(path, memo))
+                specs.append(_action_file(path, memo, sharing))
             except CatalogueError as exc:
                 problems.extend(exc.problems)
     openapi_dir = root / "openapi"
@@ -145,17 +160,18 @@ def read_sources(root: Path, memo: _Memo[tuple[str, int, int], ActionSpec] | Non
     return specs, problems, warnings
 
 
-def _action_file(path: Path, memo: _Memo[tuple[str, int, int], ActionSpec] | None) -> ActionSpec:
+def _action_file(path: str, memo: _Memo[tuple[str, int, int], ActionSpec] | None,
+                 sharing: Sharing) -> ActionSpec:
     try:
-        info = path.stat()
+        info = os.stat(path)
     except OSError:
-        return read_action_file(path)  # says why it cannot be read
-    stamp = (str(path), info.st_mtime_ns, info.st_size)
-    spec = memo.get(stamp) if memo is not None else None
+        return read_action_file(Path(path))  # says why it cannot be read
+    spec = memo.get((path, info.st_mtime_ns, info.st_size)) if memo is not None else None
     if spec is None:
-        spec = dataclasses.replace(read_action_file(path), stamp=stamp)
+        spec = read_action_file(Path(path), sharing)
+        spec = dataclasses.replace(spec, stamp=(spec.source, info.st_mtime_ns, info.st_size))
         if memo is not None:
-            memo.put(stamp, spec)
+            memo.put(spec.stamp, spec)  # type: ignore[arg-type]  # just set
     return spec
 
 

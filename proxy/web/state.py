@@ -103,6 +103,7 @@ class Hub:
     limits: RateLimits | None = None
     # Set by a serving process: keep the catalogue out of the GC's walks (heap.py).
     freeze_heap: bool = False
+    refreezer: heap.Refreezer = field(default_factory=heap.Refreezer)
     last_reload_error: str | None = None
     calls: InFlight = field(default_factory=InFlight)
     access: AccessLog = field(default_factory=lambda: AccessLog(debug=False))
@@ -136,7 +137,8 @@ class Hub:
                 return False
             replaced, self.snapshot = self.snapshot, snapshot
             if self.freeze_heap:
-                heap.refreeze_after(replaced, asyncio.get_running_loop())
+                self.refreezer.after(replaced.catalogue.actions, snapshot.catalogue.actions, replaced,
+                                     asyncio.get_running_loop())
             del replaced
             self.last_reload_error = None
             self.metrics.reloaded(True)

@@ -131,3 +131,56 @@ def test_duplicate_token_across_apps(tmp_path: Path) -> None:
     write_catalogue(tmp_path, [], [consumer_manifest("a"), consumer_manifest("b")])
     with pytest.raises(CatalogueError, match="a token is also held by app 'a'"):
         read_apps_folder(tmp_path / "apps")
+
+
+def test_a_reload_reads_and_builds_only_the_changed_action_file(tmp_path: Path) -> None:
+    import os
+
+    write_catalogue(tmp_path, [echo_action("@a:one:x"), echo_action("@a:two:x")], [])
+    compiler = SchemaCompiler()
+    first = load_catalogue(tmp_path, compiler=compiler)
+    changed = tmp_path / "actions" / "a-two-x.json"
+    doc = json.loads(changed.read_text())
+    changed.write_text(json.dumps({**doc, "title": "Two, edited"}))
+    info = changed.stat()
+    os.utime(changed, ns=(info.st_atime_ns, info.st_mtime_ns + 1_000_000))
+    second = load_catalogue(tmp_path, compiler=compiler)
+    assert second.actions["@a:one:x"] is first.actions["@a:one:x"]
+    assert second.actions["@a:two:x"].title == "Two, edited"
+    (tmp_path / "actions" / "broken.json").write_text("{")
+    with pytest.raises(CatalogueError):
+        load_catalogue(tmp_path, compiler=compiler)
+    (tmp_path / "actions" / "broken.json").unlink()
+    third = load_catalogue(tmp_path, compiler=compiler)  # what the rejected load read is not kept
+    assert third.actions["@a:one:x"] is first.actions["@a:one:x"]
+    assert third.actions["@a:two:x"] is second.actions["@a:two:x"]
+
+
+def test_action_files_are_what_rglob_finds_in_its_order(tmp_path: Path) -> None:
+    from proxy.catalogue.files import action_files
+
+    folder = tmp_path / "actions"
+    for name in ("b.json", "a.json", ".hidden.json", "notes.txt", "sub/z.json", "sub/deeper/a.json",
+                 "sub-b/a.json", "B.json"):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text("{}")
+    (folder / "folder.json").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "linked.json").write_text("{}")
+    (folder / "link").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    found = action_files(folder)
+    assert found == [str(p) for p in sorted(folder.rglob("*.json"), key=str)]
+    assert str(folder / "sub" / "deeper" / "a.json") in found and str(folder / "folder.json") in found
+
+
+def test_a_reload_keeps_one_stamp_per_unchanged_action_file(tmp_path: Path) -> None:
+    """The memo's key of a reused spec is the stamp the spec holds (and its
+    file name the spec's source), not the equal one the reload made."""
+    write_catalogue(tmp_path, [echo_action("@a:one:x"), echo_action("@a:two:x")], [])
+    compiler = SchemaCompiler()
+    load_catalogue(tmp_path, compiler=compiler)
+    load_catalogue(tmp_path, compiler=compiler)
+    kept = compiler.specs._kept
+    assert len(kept) == 2
+    for stamp, spec in kept.items():
+        assert stamp is spec.stamp and stamp[0] is spec.source

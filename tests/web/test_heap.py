@@ -47,6 +47,61 @@ async def test_reload_frees_the_old_catalogue_and_freezes_again(hub: Any, frozen
     assert r.status == 200
 
 
+class _Old:
+    """Stands for a replaced snapshot (weakly referenceable, like Snapshot)."""
+
+
+async def _frozen_again(count_before: int) -> None:
+    for _ in range(100):
+        await asyncio.sleep(0)
+        if gc.get_freeze_count() > count_before:
+            return
+    raise AssertionError("no freeze after the replaced catalogue was freed")
+
+
+async def test_a_small_reload_leaves_the_heap_frozen_and_freezes_what_it_made(frozen: None) -> None:
+    loop = asyncio.get_running_loop()
+    refreezer = heap.Refreezer()
+    old = {f"a{i}": object() for i in range(10)}
+    new = {**old, "a0": object()}
+    replaced = _Old()
+    frozen_before = gc.get_freeze_count()
+    made = [[] for _ in range(1000)]  # what the reload made: not frozen yet
+    assert refreezer.after(old, new, replaced, loop) is False
+    assert gc.get_freeze_count() == frozen_before  # nothing unfrozen: no walk of the whole heap
+    del replaced
+    await _frozen_again(frozen_before)
+    assert gc.get_freeze_count() >= frozen_before + len(made)
+    assert refreezer.replaced == 1
+
+
+async def test_reloads_that_replaced_a_quarter_of_the_catalogue_collect_it_all(frozen: None) -> None:
+    loop = asyncio.get_running_loop()
+    refreezer = heap.Refreezer()
+    old = {f"a{i}": object() for i in range(10)}
+    holder = _Old()
+    holder.me = holder  # type: ignore[attr-defined]  # cyclic garbage, frozen: only a full collection frees it
+    gone = weakref.ref(holder)
+    del holder
+    gc.freeze()
+    assert gone() is not None
+    middle = {**old, "a0": object(), "a1": object()}
+    replaced = _Old()
+    assert refreezer.after(old, middle, replaced, loop) is False  # 2 of 10
+    del replaced
+    await _frozen_again(0)
+    assert gone() is not None  # still frozen
+    replaced = _Old()
+    newer = {**middle, "a2": object()}
+    del newer["a3"]
+    assert refreezer.after(middle, newer, replaced, loop) is True  # 2 + 2 of 10: over a quarter
+    assert gc.get_freeze_count() == 0
+    del replaced
+    await _frozen_again(0)
+    assert gone() is None, "the full collection did not free the frozen cycle"
+    assert refreezer.replaced == 0
+
+
 def test_young_collections_are_rarer_but_cycles_are_still_collected() -> None:
     """A serving process collects its youngest generation every
     YOUNG_THRESHOLD net allocations: reference cycles still go, unprompted."""
