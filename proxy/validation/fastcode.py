@@ -20,6 +20,10 @@ not need:
   each known key from it, which only `additionalProperties` and
   `patternProperties` read afterwards. Where nothing else reads the set,
   membership is asked of the object itself and the set is never made.
+- a value whose type a `raise` just checked has it checked again before
+  its other keywords (`if isinstance(v, str):` after `if not
+  isinstance(v, str): raise`): the second check goes, its body stays.
+- each format's regex is looked up in a dict per value: here once.
 
 What is checked, and so every verdict, is unchanged
 (tests/validation/test_fastcode.py, and the JSON Schema Test Suite).
@@ -34,15 +38,38 @@ import types
 class _Trim(ast.NodeTransformer):
     def __init__(self) -> None:
         self.constants: list[ast.stmt] = []
+        self.matchers: dict[tuple[str, str], str] = {}  # (pattern name, method) -> module-level name
 
     def visit_Module(self, node: ast.Module) -> ast.AST:
         self.generic_visit(node)
         node.body[0:0] = self.constants
+        if self.matchers:
+            # After REGEX_PATTERNS is defined: the first statement assigning it.
+            at = next(i for i, stmt in enumerate(node.body) if isinstance(stmt, ast.Assign)
+                      and any(isinstance(t, ast.Name) and t.id == "REGEX_PATTERNS" for t in stmt.targets)) + 1
+            node.body[at:at] = [
+                ast.Assign([ast.Name(name, ast.Store())], ast.Attribute(
+                    ast.Subscript(ast.Name("REGEX_PATTERNS", ast.Load()), ast.Constant(key), ast.Load()),
+                    method, ast.Load()))
+                for (key, method), name in self.matchers.items()]
         return node
 
     def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.AST:
         self.generic_visit(node)
         _drop_unread_key_sets(node)
+        _drop_known_type_checks(node)
+        return node
+
+    def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
+        self.generic_visit(node)
+        # REGEX_PATTERNS["date_re_pattern"].match: looked up once, not per value
+        value = node.value
+        if (isinstance(value, ast.Subscript) and isinstance(value.value, ast.Name)
+                and value.value.id == "REGEX_PATTERNS" and isinstance(value.slice, ast.Constant)
+                and isinstance(value.slice.value, str) and isinstance(node.ctx, ast.Load)):
+            key = (value.slice.value, node.attr)
+            name = self.matchers.setdefault(key, f"_REGEX_{len(self.matchers)}")
+            return ast.Name(name, ast.Load())
         return node
 
     def visit_Call(self, node: ast.Call) -> ast.AST:
@@ -146,6 +173,61 @@ class _Unset(ast.NodeTransformer):
         if isinstance(body, list) and not body:
             body.append(ast.Pass())  # every statement of the block was a remove
         return node
+
+
+def _type_check(test: ast.expr) -> tuple[str, str] | None:
+    """(name, dump of the type) for `isinstance(name, T)`."""
+    if (isinstance(test, ast.Call) and isinstance(test.func, ast.Name) and test.func.id == "isinstance"
+            and len(test.args) == 2 and not test.keywords and isinstance(test.args[0], ast.Name)):
+        return test.args[0].id, ast.dump(test.args[1])
+    return None
+
+
+def _assigns(stmt: ast.stmt, name: str) -> bool:
+    return any(isinstance(node, ast.Name) and node.id == name and not isinstance(node.ctx, ast.Load)
+               for node in ast.walk(stmt))
+
+
+def _drop_known_type_checks(function: ast.FunctionDef) -> None:
+    """`if not isinstance(v, T): raise` makes a later `if isinstance(v, T):`
+    in the same block (v not assigned in between) always true: its body
+    takes its place. Likewise `v_is_dict = isinstance(v, dict)`, then
+    `if v_is_dict:`."""
+    for node in ast.walk(function):
+        for field in ("body", "orelse"):
+            block = getattr(node, field, None)
+            if isinstance(block, list) and block and isinstance(block[0], ast.stmt):
+                block[:] = _without_known_checks(block)
+
+
+def _without_known_checks(block: list[ast.stmt]) -> list[ast.stmt]:
+    known: set[tuple[str, str]] = set()
+    aliases: dict[str, tuple[str, str]] = {}  # v_is_dict -> (v, dict)
+    out: list[ast.stmt] = []
+    pending = list(reversed(block))
+    while pending:
+        stmt = pending.pop()
+        check = None
+        if isinstance(stmt, ast.If) and not stmt.orelse:
+            test = stmt.test
+            check = _type_check(test)
+            if check is None and isinstance(test, ast.Name):
+                check = aliases.get(test.id)
+        if check is not None and check in known and isinstance(stmt, ast.If):
+            pending.extend(reversed(stmt.body))  # always true here: its body, checked the same way
+            continue
+        # Anything assigned here may change what is known.
+        known = {k for k in known if not _assigns(stmt, k[0])}
+        aliases = {a: k for a, k in aliases.items() if not _assigns(stmt, a) and not _assigns(stmt, k[0])}
+        if (isinstance(stmt, ast.If) and not stmt.orelse and len(stmt.body) == 1
+                and isinstance(stmt.body[0], ast.Raise) and isinstance(stmt.test, ast.UnaryOp)
+                and isinstance(stmt.test.op, ast.Not) and (negated := _type_check(stmt.test.operand))):
+            known.add(negated)
+        elif (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
+              and (alias := _type_check(stmt.value))):
+            aliases[stmt.targets[0].id] = alias
+        out.append(stmt)
+    return out
 
 
 def compile_trimmed(source: str, filename: str = "<apihub schema>") -> types.CodeType:

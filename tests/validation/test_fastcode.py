@@ -3,12 +3,13 @@ builds no message paths on the success path."""
 
 from __future__ import annotations
 
+import ast
 from typing import Any
 
 import fastjsonschema
 import pytest
 
-from proxy.validation.fastcode import compile_trimmed
+from proxy.validation.fastcode import _Trim, compile_trimmed
 
 SCHEMA = {
     "$schema": "http://json-schema.org/draft-07/schema#",
@@ -109,3 +110,58 @@ def test_no_message_paths_are_built_on_the_success_path() -> None:
     namespace[inner.__name__] = lambda data, formats, prefix: seen.append(prefix)
     namespace["validate"]({"items": [{"id": "2026-01-02"}] * 3})
     assert seen == [None, None, None]
+
+
+def _checks(source: str) -> int:
+    return sum(1 for node in ast.walk(ast.parse(source))
+               if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "isinstance")
+
+
+KNOWN_TYPE = '''
+class E(Exception):
+    pass
+
+def validate(v, custom_formats={}, name_prefix=None):
+    if not isinstance(v, str):
+        raise E("")
+    v_is_str = isinstance(v, str)
+    if isinstance(v, str):
+        if v_is_str:
+            out = "checked once"
+    return out
+'''
+
+REASSIGNED = '''
+class E(Exception):
+    pass
+
+def validate(v, custom_formats={}, name_prefix=None):
+    if not isinstance(v, str):
+        raise E("")
+    v = len(v)
+    if isinstance(v, str):
+        return "never: v is an int now"
+    return "kept the check"
+'''
+
+
+def test_a_type_checked_by_a_raise_is_not_checked_again() -> None:
+    namespace: dict[str, Any] = {}
+    exec(compile_trimmed(KNOWN_TYPE), namespace)  # noqa: S102
+    assert namespace["validate"]("x") == "checked once"
+    with pytest.raises(namespace["E"]):
+        namespace["validate"](1)
+    assert _checks(KNOWN_TYPE) == 3
+    assert _checks(_trimmed_source(KNOWN_TYPE)) == 2  # the `if isinstance` went
+    assert "if v_is_str" not in _trimmed_source(KNOWN_TYPE)  # the raise's check and the assignment's, not the two ifs
+
+
+def test_a_type_check_after_the_value_changed_is_kept() -> None:
+    namespace: dict[str, Any] = {}
+    exec(compile_trimmed(REASSIGNED), namespace)  # noqa: S102
+    assert namespace["validate"]("abc") == "kept the check"
+    assert _checks(_trimmed_source(REASSIGNED)) == 2
+
+
+def _trimmed_source(source: str) -> str:
+    return ast.unparse(ast.fix_missing_locations(_Trim().visit(ast.parse(source))))
