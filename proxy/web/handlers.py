@@ -31,13 +31,14 @@ def incoming(request: web.Request, hub: Hub) -> Incoming:
     headers = request.headers
     limit = hub.config.limits.max_request_bytes
     timeout_s = hub.config.server.body_timeout_ms / 1000
+    query = request.query if request.query_string else None  # most calls have none: not parsed
     return Incoming(
         action=request.match_info["action"],
         provider=request.match_info.get("provider", ""),
         authorization=headers.get("Authorization", ""),
         communities=(*headers.getall("community-id", ()), *headers.getall("X-Community-Id", ())),
-        version=request.query.get("version"),
-        timeout=request.query.get("timeout"),
+        version=query.get("version") if query else None,
+        timeout=query.get("timeout") if query else None,
         content_type=headers.get("Content-Type"),
         read_body=lambda: read_body(request, limit, timeout_s),
     )

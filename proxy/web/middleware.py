@@ -177,6 +177,7 @@ def make_middleware(metrics: Metrics, access: AccessLog, calls: InFlight | None 
         elapsed = time.perf_counter() - started
         metrics.observe_call(record.route, record.action, record.provider, code, elapsed)
         access.line(record.route in _QUIET_ROUTES, {
+            "event": "access",
             "requestId": record.request_id,
             "correlationId": record.correlation_id,
             "method": request.method,
