@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import hashlib
 import hmac
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
@@ -27,9 +26,9 @@ log = get_logger("apihub.upstream")
 
 def signature(secret: str, body: bytes, timestamp: int) -> str:
     """X-Hub-Signature: HMAC-SHA256 over "<t>." + body, keyed with the provider's secret."""
-    mac = hmac.new(secret.encode("utf-8"), b"%d." % timestamp, hashlib.sha256)
-    mac.update(body)
-    return f"t={timestamp},v1={mac.hexdigest()}"
+    # One C call (hmac.digest): hmac.new's Python object showed in the profile.
+    digest = hmac.digest(secret.encode("utf-8"), b"%d." % timestamp + body, "sha256")
+    return f"t={timestamp},v1={digest.hex()}"
 
 
 class ProviderClient(Protocol):
