@@ -164,6 +164,17 @@ class HubRequestHandler(RequestHandler):
             if self._head_timer is None and not (self._close or self._force_close):
                 self._head_timer = self._loop.call_later(self._head_timeout_s, self._head_timed_out)
 
+    def close(self) -> None:
+        """aiohttp's close() lets the request being handled finish, then
+        closes. On an idle connection, or one accepted as a shutdown began
+        (its loop not started yet), there is none: aiohttp would still wait
+        for a next request, while data_received drops every byte once
+        closing, so a shutdown waited its whole timeout on it. Such a
+        connection is closed now."""
+        super().close()
+        if not self._request_in_progress and not self._messages:
+            self.force_close()
+
     def connection_lost(self, exc: BaseException | None) -> None:
         self._cancel_head_timer()
         self._last_body = None
