@@ -3,7 +3,6 @@ stored and compared only as their SHA-256 (docs/contract.md, "App manifests").""
 
 from __future__ import annotations
 
-import functools
 import hashlib
 
 TOKEN_PREFIX = "sha256:"
@@ -16,25 +15,7 @@ def bearer_token(header: str) -> str:
     return rest.strip() if scheme.lower() == "bearer" else header.strip()
 
 
-# Tokens up to this long keep their hash in memory: every call hashes its
-# consumer's token, and the same few tokens come back all the time. Longer
-# ones are hashed each time, so the memory held stays small.
-_REMEMBERED_CHARS = 256
-_REMEMBERED = 1024
-
-
 def hash_token(token: str) -> str:
-    if len(token) <= _REMEMBERED_CHARS:
-        return _remembered_hash(token)
-    return _hash(token)
-
-
-@functools.lru_cache(maxsize=_REMEMBERED)
-def _remembered_hash(token: str) -> str:
-    return _hash(token)
-
-
-def _hash(token: str) -> str:
     # aiohttp decodes header bytes that are not UTF-8 as surrogates: hash the
     # bytes as sent (such a token matches nothing, and is simply unknown).
     return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()

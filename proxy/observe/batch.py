@@ -110,8 +110,10 @@ class Batch:
 
         def tick() -> None:
             nonlocal timer
-            self.flush()
-            timer = loop.call_later(FLUSH_S, tick)
+            try:
+                self.flush()
+            finally:  # a failed flush (the multiprocess files, say) must not end the periodic ones
+                timer = loop.call_later(FLUSH_S, tick)
 
         timer = loop.call_later(FLUSH_S, tick)
         try:

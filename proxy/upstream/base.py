@@ -73,6 +73,7 @@ async def within_deadline(exchange: Callable[[bool], Awaitable[Answer]], deadlin
         task.cancel()
 
     timer = asyncio.get_running_loop().call_later(deadline_s, expire)
+    taken_back = False
     try:
         try:
             return await exchange(False)
@@ -83,13 +84,19 @@ async def within_deadline(exchange: Callable[[bool], Awaitable[Answer]], deadlin
     except ConnectFailed as exc:
         raise ProviderUnreachable(str(exc)) from None
     except asyncio.CancelledError:
-        if expired and task.uncancel() <= cancelling:
-            raise ProviderTimeout(f"provider did not answer within {round(deadline_s * 1000)} ms") from None
+        if expired:
+            taken_back = True
+            if task.uncancel() <= cancelling:
+                raise ProviderTimeout(f"provider did not answer within {round(deadline_s * 1000)} ms") from None
         raise
     except TimeoutError:  # a client's own timer, past its own handling: still the provider's slowness
         raise ProviderTimeout(f"provider did not answer within {round(deadline_s * 1000)} ms") from None
     finally:
         timer.cancel()
+        if expired and not taken_back:
+            # Our cancellation was swallowed below (or the call ended as it
+            # fired): taken back, so it surfaces nowhere later in the task.
+            task.uncancel()
 
 
 # A provider app that once wrote bytes nobody asked for (a late or second

@@ -134,7 +134,8 @@ def make_middleware(metrics: Metrics, access: AccessLog, calls: InFlight | None 
         call_span = None if tracing is None or record.route in _QUIET_ROUTES else tracing.start_call(
             request.method, _route_template(request), request.headers, record)
         metrics.in_flight += 1
-        task = request.task if calls is not None else None
+        # The call's own task (aiohttp runs each request in one); request.task is the connection's.
+        task = asyncio.current_task() if calls is not None else None
         if task is not None and calls is not None:
             calls.tasks.add(task)
         try:

@@ -72,3 +72,19 @@ async def test_no_retry_of_a_non_idempotent_call_the_provider_may_have_seen() ->
 
     with pytest.raises(ProviderUnreachable):
         await within_deadline(closed, 1.0, False)
+
+
+async def test_a_swallowed_cancellation_of_ours_is_taken_back() -> None:
+    """Should an exchange swallow the deadline's cancellation, nothing of it
+    stays on the task to surface in a later step as a bare cancellation."""
+    async def stubborn(fresh: bool) -> Answer:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            pass
+        return Answer(b"late but whole", 0.0)
+
+    assert (await within_deadline(stubborn, 0.01, False)).body == b"late but whole"
+    task = asyncio.current_task()
+    assert task is not None and task.cancelling() == 0
+    await asyncio.sleep(0.01)  # and the task goes on, uncancelled
