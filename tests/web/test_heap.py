@@ -102,6 +102,28 @@ async def test_reloads_that_replaced_a_quarter_of_the_catalogue_collect_it_all(f
     assert refreezer.replaced == 0
 
 
+async def test_an_earlier_reload_freed_late_does_not_freeze_what_a_full_collection_awaits(frozen: None) -> None:
+    """Reload 1 (small) and reload 2 (full) in a row, reload 1's catalogue
+    freed last but one: its freeze must not freeze reload 2's garbage."""
+    loop = asyncio.get_running_loop()
+    refreezer = heap.Refreezer()
+    old = {f"a{i}": object() for i in range(10)}
+    first = _Old()
+    assert refreezer.after(old, {**old, "a0": object()}, first, loop) is False
+    second = _Old()
+    second.me = second  # type: ignore[attr-defined]  # what the full collection is for: a cycle
+    gone = weakref.ref(second)
+    assert refreezer.after(old, {f"a{i}": object() for i in range(10)}, second, loop) is True
+    del first  # reload 1's catalogue goes first, while reload 2's is still in use
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert gc.get_freeze_count() == 0, "reload 1's freeze ran before the full collection"
+    del second
+    gc.collect()  # the cycle goes in a full collection; then reload 2's freeze runs
+    await _frozen_again(0)
+    assert gone() is None
+
+
 def test_young_collections_are_rarer_but_cycles_are_still_collected() -> None:
     """A serving process collects its youngest generation every
     YOUNG_THRESHOLD net allocations: reference cycles still go, unprompted."""
