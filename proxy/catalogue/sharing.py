@@ -17,6 +17,7 @@ edits a copy), which sharing across documents needs.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -60,27 +61,25 @@ class Sharing:
             parts = [dict]
             for name, item in value.items():
                 parts.append(name)
-                if isinstance(item, str):
-                    parts.append(item)
-                elif isinstance(item, (dict, list)):
-                    parts.append(self._shape(item, shapes))
-                else:
-                    parts.append((type(item), item))
+                parts.append(self._part(item, shapes))
         else:
-            parts = [list]
-            for item in value:
-                if isinstance(item, str):
-                    parts.append(item)
-                elif isinstance(item, (dict, list)):
-                    parts.append(self._shape(item, shapes))
-                else:
-                    parts.append((type(item), item))
+            parts = [list, *(self._part(item, shapes) for item in value)]
         key = tuple(parts)
         number = self._shapes.get(key)
         if number is None:
             number = self._shapes[key] = len(self._shapes)
         shapes[id(value)] = number
         return number
+
+    def _part(self, item: Any, shapes: dict[int, int]) -> Any:
+        if isinstance(item, str):
+            return item
+        if isinstance(item, (dict, list)):
+            return self._shape(item, shapes)
+        if isinstance(item, float):
+            # -0.0 == 0.0, but a published schema must say what its file says.
+            return (float, item, math.copysign(1.0, item))
+        return (type(item), item)
 
     def _take(self, value: dict[str, Any] | list[Any], claims: _Claims) -> Any:
         shape = claims.shapes[id(value)]

@@ -100,3 +100,11 @@ def test_a_schema_nested_too_deeply_is_a_problem_of_its_file(tmp_path: Path) -> 
     with pytest.raises(CatalogueError) as caught:
         load_catalogue(tmp_path)
     assert "deep.json#/versions/1/request" in str(caught.value) and "nested too deeply" in str(caught.value)
+
+
+def test_negative_zero_is_not_shared_with_zero() -> None:
+    """-0.0 == 0.0, 1 == 1.0 == True: each document still says what its file says."""
+    sharing = Sharing()
+    sharing.share({"minimum": {"value": 0.0}, "flag": [True], "count": [1]})
+    b = sharing.share({"minimum": {"value": -0.0}, "flag": [1], "count": [1.0]})
+    assert orjson.dumps(b) == b'{"minimum":{"value":-0.0},"flag":[1],"count":[1.0]}'
