@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import shlex
+import shutil
 import subprocess
 import sys
+import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
@@ -81,11 +85,45 @@ def cmd_demo(args: argparse.Namespace) -> int:
         except RuntimeError as exc:
             raise SystemExit(f"apihub: the example provider did not start: {exc}") from None
         host = "127.0.0.1" if config.server.host in ("0.0.0.0", "::") else config.server.host
-        print(DEMO_BANNER.format(url=f"http://{host}:{config.server.port}"), file=sys.stderr, flush=True)
-        return run_worker(config)
+        url = f"http://{host}:{config.server.port}"
+        print(DEMO_BANNER.format(url=url), file=sys.stderr, flush=True)
+
+        async def listening() -> None:  # this hub, not whatever else answers on the port
+            threading.Thread(target=_show_demo_call, args=(url,), name="demo-call", daemon=True).start()
+
+        return run_worker(config, on_started=listening)
     finally:
         provider.terminate()
         provider.wait(timeout=10)
+
+
+DEMO_BODY = '{"data": {"entity": {"type": "student", "id": "s-1042"}, "from": "2026-03-01", "to": "2026-03-31"}}'
+DEMO_HEADERS = (("Authorization", "Bearer demo-grades-viewer-token"), ("community-id", "colegio-exemplo"),
+                ("Content-Type", "application/json"))
+
+
+def _show_demo_call(url: str) -> None:
+    """The banner's call, made for real once the hub listens (with curl when
+    installed, else the same request from Python), and its answer."""
+    call_url = f"{url}/v1/services/call/@layers:Calendar:getRelated/erp-modelo"
+    curl = shutil.which("curl")
+    if curl is not None:
+        argv = [curl, "-sS", "-i", "-X", "POST", call_url,
+                *(a for k, v in DEMO_HEADERS for a in ("-H", f"{k}: {v}")), "-d", DEMO_BODY]
+        shown = "curl -sS -i -X POST " + " ".join(shlex.quote(a) for a in argv[5:])
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=15, check=False)
+        answer = done.stdout + done.stderr
+    else:
+        shown = f"POST {call_url} (curl is not installed: the same request from Python)"
+        request = urllib.request.Request(call_url, data=DEMO_BODY.encode(), headers=dict(DEMO_HEADERS))
+        try:
+            with urllib.request.urlopen(request, timeout=15) as r:
+                answer = f"HTTP {r.status}\n{r.read().decode()}"
+        except urllib.error.HTTPError as exc:
+            answer = f"HTTP {exc.code}\n{exc.read().decode()}"
+        except OSError as exc:
+            answer = f"failed: {exc}"
+    print(f"\nA call through the hub:\n\n$ {shown}\n{answer.strip()}\n", file=sys.stderr, flush=True)
 
 
 DEMO_BANNER = """

@@ -56,9 +56,10 @@ def use_uvloop() -> bool:
     return True
 
 
-def run_worker(config: Config, *, sock: socket.socket | None = None, loaded: Loaded | None = None) -> int:
+def run_worker(config: Config, *, sock: socket.socket | None = None, loaded: Loaded | None = None,
+               on_started: Callable[[], Awaitable[None]] | None = None) -> int:
     """Serve until SIGTERM/SIGINT (with the catalogue `loaded` before a fork,
-    if given). Returns the process exit code."""
+    if given; `on_started` once listening). Returns the process exit code."""
     handle_stop_signals()
     raise_fd_limit()
     try:
@@ -69,7 +70,7 @@ def run_worker(config: Config, *, sock: socket.socket | None = None, loaded: Loa
     heap.freeze()
     heap.collect_young_less_often()
     uvloop = use_uvloop()
-    asyncio.run(serve_app(app, config, sock=sock, uvloop=uvloop))
+    asyncio.run(serve_app(app, config, sock=sock, uvloop=uvloop, on_started=on_started))
     return EXIT_OK
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -234,6 +235,34 @@ def test_stop_signals_work_when_started_with_sigint_ignored(
         if command[0] == "demo":
             with pytest.raises(OSError):
                 urllib.request.urlopen(f"http://127.0.0.1:{provider_port}/healthz", timeout=2)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_the_demo_shows_a_real_call_through_the_hub(tmp_path: Path) -> None:
+    """`make run` (apihub demo) makes the banner's call itself once the hub
+    listens, and prints the provider's answer as relayed: a 200."""
+    port, provider_port = free_port(), free_port()
+    catalogue = tmp_path / "catalogue"
+    shutil.copytree(ROOT / "catalogue", catalogue)
+    manifest = catalogue / "apps" / "erp-modelo.json"
+    manifest.write_text(manifest.read_text().replace("127.0.0.1:9001", f"127.0.0.1:{provider_port}"))
+    config = write_config_file(tmp_path / "config.toml", catalogue, port)
+    log_path = tmp_path / "out.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "proxy", "demo", "--config", str(config), "--provider-port", str(provider_port)],
+            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env={**os.environ, "ERP_MODELO_SECRET": "test-only-secret"})
+    try:
+        wait_for(lambda: "A call through the hub" in log_path.read_text() and '"events"' in log_path.read_text(),
+                 30.0)
+        shown = log_path.read_text().split("A call through the hub", 1)[1]
+        assert "HTTP/1.1 200" in shown or "HTTP 200" in shown, shown[:500]
+        assert "X-Request-Id" in shown or "HTTP 200" in shown
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
