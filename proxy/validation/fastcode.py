@@ -14,15 +14,18 @@ not need:
   detailed exceptions, a copy of the schema as a literal: most of the
   generated source, compiled and kept in memory for every schema of the
   catalogue. Every `raise` keeps its exception class, with no message.
-- `required` builds a set from a list literal per object checked: here a
-  frozenset made once.
+- `required` builds a set from a list literal, then a difference, per
+  object checked: here one superset test against a frozenset made once.
+- an `enum` of strings is a chain of `isinstance(v, str) and v == 'a'`
+  tests: here one set lookup.
 - every object with `properties` copies its keys into a set and removes
   each known key from it, which only `additionalProperties` and
   `patternProperties` read afterwards. Where nothing else reads the set,
   membership is asked of the object itself and the set is never made.
 - a value whose type a `raise` just checked has it checked again before
   its other keywords (`if isinstance(v, str):` after `if not
-  isinstance(v, str): raise`): the second check goes, its body stays.
+  isinstance(v, str): raise`): the second check goes, its body stays, and
+  so does a flag (`data_is_dict`) nothing reads any more.
 - each format's regex is looked up in a dict per value: here once.
 
 What is checked, and so every verdict, is unchanged
@@ -33,6 +36,8 @@ from __future__ import annotations
 
 import ast
 import types
+
+_STR = ast.dump(ast.Name("str", ast.Load()))
 
 
 class _Trim(ast.NodeTransformer):
@@ -58,7 +63,38 @@ class _Trim(ast.NodeTransformer):
         self.generic_visit(node)
         _drop_unread_key_sets(node)
         _drop_known_type_checks(node)
+        _required_as_superset(node)
+        _drop_unread_flags(node)
         return node
+
+    def visit_BoolOp(self, node: ast.BoolOp) -> ast.AST:
+        self.generic_visit(node)
+        # isinstance(v, str) and v == 'a' or isinstance(v, str) and v == 'b' ...: an enum of
+        # strings, one set lookup (a str equals a str exactly when it hashes into the set as one)
+        if not isinstance(node.op, ast.Or) or len(node.values) < 2:
+            return node
+        name: str | None = None
+        strings: list[str] = []
+        for value in node.values:
+            if not (isinstance(value, ast.BoolOp) and isinstance(value.op, ast.And) and len(value.values) == 2):
+                return node
+            check, compare = value.values
+            if not (isinstance(compare, ast.Compare) and len(compare.ops) == 1 and isinstance(compare.ops[0], ast.Eq)
+                    and isinstance(compare.left, ast.Name) and isinstance(compare.comparators[0], ast.Constant)
+                    and isinstance(compare.comparators[0].value, str)):
+                return node
+            if _type_check(check) != (compare.left.id, _STR) or compare.left.id != (name or compare.left.id):
+                return node
+            name = compare.left.id
+            strings.append(compare.comparators[0].value)
+        if name is None:
+            return node
+        constant = f"_ENUM_{len(self.constants)}"
+        self.constants.append(ast.Assign([ast.Name(constant, ast.Store())], ast.Call(
+            ast.Name("frozenset", ast.Load()), [ast.Tuple([ast.Constant(v) for v in strings], ast.Load())], [])))
+        return ast.BoolOp(ast.And(), [
+            ast.Call(ast.Name("isinstance", ast.Load()), [ast.Name(name, ast.Load()), ast.Name("str", ast.Load())], []),
+            ast.Compare(ast.Name(name, ast.Load()), [ast.In()], [ast.Name(constant, ast.Load())])])
 
     def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
         self.generic_visit(node)
@@ -228,6 +264,44 @@ def _without_known_checks(block: list[ast.stmt]) -> list[ast.stmt]:
             aliases[stmt.targets[0].id] = alias
         out.append(stmt)
     return out
+
+
+def _loads(function: ast.FunctionDef, name: str) -> int:
+    return sum(1 for node in ast.walk(function)
+               if isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Load))
+
+
+def _required_as_superset(function: ast.FunctionDef) -> None:
+    """`m = _REQUIRED - v.keys()` then `if m: raise`, m read nowhere else:
+    `if not v.keys() >= _REQUIRED: raise` (no set made per object)."""
+    for node in ast.walk(function):
+        block = getattr(node, "body", None)
+        if not isinstance(block, list):
+            continue
+        i = 0
+        while i + 1 < len(block):
+            first, second = block[i], block[i + 1]
+            if (isinstance(first, ast.Assign) and len(first.targets) == 1 and isinstance(first.targets[0], ast.Name)
+                    and isinstance(first.value, ast.BinOp) and isinstance(first.value.op, ast.Sub)
+                    and isinstance(first.value.left, ast.Name) and first.value.left.id.startswith("_REQUIRED_")
+                    and isinstance(first.value.right, ast.Call) and not first.value.right.args
+                    and isinstance(first.value.right.func, ast.Attribute) and first.value.right.func.attr == "keys"
+                    and isinstance(second, ast.If) and not second.orelse and isinstance(second.test, ast.Name)
+                    and second.test.id == first.targets[0].id and len(second.body) == 1
+                    and isinstance(second.body[0], ast.Raise) and _loads(function, second.test.id) == 1):
+                second.test = ast.UnaryOp(ast.Not(), ast.Compare(first.value.right, [ast.GtE()], [first.value.left]))
+                del block[i]
+            i += 1
+
+
+def _drop_unread_flags(function: ast.FunctionDef) -> None:
+    """`v_is_dict = isinstance(v, dict)` that nothing reads any more."""
+    for node in ast.walk(function):
+        block = getattr(node, "body", None)
+        if isinstance(block, list):
+            block[:] = [stmt for stmt in block if not (
+                isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
+                and _type_check(stmt.value) is not None and _loads(function, stmt.targets[0].id) == 0)] or [ast.Pass()]
 
 
 def compile_trimmed(source: str, filename: str = "<apihub schema>") -> types.CodeType:

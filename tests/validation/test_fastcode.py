@@ -152,7 +152,7 @@ def test_a_type_checked_by_a_raise_is_not_checked_again() -> None:
     with pytest.raises(namespace["E"]):
         namespace["validate"](1)
     assert _checks(KNOWN_TYPE) == 3
-    assert _checks(_trimmed_source(KNOWN_TYPE)) == 2  # the `if isinstance` went
+    assert _checks(_trimmed_source(KNOWN_TYPE)) == 1  # the raise's: the `if` and the flag nothing reads went
     assert "if v_is_str" not in _trimmed_source(KNOWN_TYPE)  # the raise's check and the assignment's, not the two ifs
 
 
@@ -165,3 +165,27 @@ def test_a_type_check_after_the_value_changed_is_kept() -> None:
 
 def _trimmed_source(source: str) -> str:
     return ast.unparse(ast.fix_missing_locations(_Trim().visit(ast.parse(source))))
+
+
+ENUM_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["kind", "id"],
+    "properties": {"kind": {"enum": ["class", "exam", "é"]}, "mixed": {"enum": ["1", 1, True, None]}},
+}
+ENUM_INSTANCES: list[Any] = [
+    {"kind": "class", "id": 1}, {"kind": "exam", "id": 1}, {"kind": "é", "id": 1}, {"kind": "Class", "id": 1},
+    {"kind": 1, "id": 1}, {"kind": ["class"], "id": 1}, {"kind": "class"}, {"id": 1}, {},
+    {"kind": "class", "id": 1, "mixed": "1"}, {"kind": "class", "id": 1, "mixed": 1},
+    {"kind": "class", "id": 1, "mixed": 1.0}, {"kind": "class", "id": 1, "mixed": False},
+    {"kind": "class", "id": 1, "mixed": None}, {"kind": "class", "id": 1, "mixed": "2"},
+]
+
+
+def test_string_enums_and_required_keys_are_set_lookups_with_the_same_verdicts() -> None:
+    untrimmed, trimmed = _both(ENUM_SCHEMA)
+    verdicts = [_verdict(untrimmed, instance) for instance in ENUM_INSTANCES]
+    assert [_verdict(trimmed, instance) for instance in ENUM_INSTANCES] == verdicts
+    assert True in verdicts and False in verdicts
+    source = _trimmed_source(fastjsonschema.compile_to_code(
+        {"$schema": "http://json-schema.org/draft-07/schema#", **ENUM_SCHEMA},
+        use_default=False, detailed_exceptions=True))
+    assert "in _ENUM_" in source and ".keys() >= _REQUIRED_" in source
