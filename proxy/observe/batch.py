@@ -28,6 +28,14 @@ FLUSH_S = 1.0
 Labels = tuple[str, ...]
 
 
+def _child(metric: Counter | Histogram, children: dict[Labels, Any], labels: Labels) -> Any:
+    """The metric's child for `labels`, made once."""
+    child = children.get(labels)
+    if child is None:
+        child = children[labels] = metric.labels(*labels)
+    return child
+
+
 class BatchedCounter:
     __slots__ = ("_children", "_metric", "_pending")
 
@@ -43,10 +51,7 @@ class BatchedCounter:
     def flush(self) -> None:
         pending, self._pending = self._pending, {}
         for labels, count in pending.items():
-            child = self._children.get(labels)
-            if child is None:
-                child = self._children[labels] = self._metric.labels(*labels)
-            child.inc(count)
+            _child(self._metric, self._children, labels).inc(count)
 
 
 class BatchedHistogram:
@@ -71,9 +76,7 @@ class BatchedHistogram:
     def flush(self) -> None:
         pending, self._pending = self._pending, {}
         for labels, entry in pending.items():
-            child = self._children.get(labels)
-            if child is None:
-                child = self._children[labels] = self._metric.labels(*labels)
+            child = _child(self._metric, self._children, labels)
             child._sum.inc(entry[0])
             for bucket, count in zip(child._buckets, entry[1:], strict=True):
                 if count:
