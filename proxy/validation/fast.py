@@ -110,14 +110,7 @@ class _LazyCode:
                 except Exception:  # noqa: BLE001 - a stale or damaged entry: compile afresh
                     pass
         try:
-            source = fastjsonschema.compile_to_code(
-                copy.deepcopy(self._definition),  # fastjsonschema rewrites `$ref`s in place
-                handlers=_NO_REMOTE,
-                use_default=False,  # validation must never change what is forwarded
-                # Details only cost on failure; without them 2.22 cannot compile `const`.
-                detailed_exceptions=True,
-            )
-            code = compile_trimmed(source)
+            code = compile_trimmed(_source(self._definition))
             decide = _run(code)
         except Exception as exc:  # noqa: BLE001 - fastjsonschema has crashed with KeyError, RecursionError...
             log.warning("schema_compile_fell_back", reason=f"{type(exc).__name__}: {str(exc)[:200]}")
@@ -125,6 +118,26 @@ class _LazyCode:
         if self._cache is not None:
             self._cache.store(self._key, code)
         return decide
+
+
+def _source(definition: Any) -> str:
+    """fastjsonschema's code for `definition`. Without detailed exceptions:
+    trimming drops them anyway, and their schema literal in every `raise`
+    was half the time of parsing the code. fastjsonschema 2.22 cannot
+    generate `const` that way (KeyError): then with them."""
+    try:
+        return _generated(definition, detailed=False)
+    except KeyError:
+        return _generated(definition, detailed=True)
+
+
+def _generated(definition: Any, *, detailed: bool) -> str:
+    return fastjsonschema.compile_to_code(
+        copy.deepcopy(definition),  # fastjsonschema rewrites `$ref`s in place
+        handlers=_NO_REMOTE,
+        use_default=False,  # validation must never change what is forwarded
+        detailed_exceptions=detailed,
+    )
 
 
 def _deciding(validate: Validator) -> Callable[[Any], None]:

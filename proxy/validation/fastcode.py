@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import ast
 import types
+from collections import Counter
 
 _STR = ast.dump(ast.Name("str", ast.Load()))
 
@@ -63,8 +64,10 @@ class _Trim(ast.NodeTransformer):
         self.generic_visit(node)
         _drop_unread_key_sets(node)
         _drop_known_type_checks(node)
-        _required_as_superset(node)
-        _drop_unread_flags(node)
+        loads = Counter(name.id for name in ast.walk(node)
+                        if isinstance(name, ast.Name) and isinstance(name.ctx, ast.Load))
+        _required_as_superset(node, loads)
+        _drop_unread_flags(node, loads)
         return node
 
     def visit_BoolOp(self, node: ast.BoolOp) -> ast.AST:
@@ -89,12 +92,17 @@ class _Trim(ast.NodeTransformer):
             strings.append(compare.comparators[0].value)
         if name is None:
             return node
-        constant = f"_ENUM_{len(self.constants)}"
-        self.constants.append(ast.Assign([ast.Name(constant, ast.Store())], ast.Call(
-            ast.Name("frozenset", ast.Load()), [ast.Tuple([ast.Constant(v) for v in strings], ast.Load())], [])))
+        constant = self._frozenset("_ENUM_", [ast.Constant(v) for v in strings])
         return ast.BoolOp(ast.And(), [
             ast.Call(ast.Name("isinstance", ast.Load()), [ast.Name(name, ast.Load()), ast.Name("str", ast.Load())], []),
-            ast.Compare(ast.Name(name, ast.Load()), [ast.In()], [ast.Name(constant, ast.Load())])])
+            ast.Compare(ast.Name(name, ast.Load()), [ast.In()], [constant])])
+
+    def _frozenset(self, prefix: str, items: list[ast.expr]) -> ast.Name:
+        """A module-level frozenset of `items`, made once; its name."""
+        name = f"{prefix}{len(self.constants)}"
+        self.constants.append(ast.Assign([ast.Name(name, ast.Store())], ast.Call(
+            ast.Name("frozenset", ast.Load()), [ast.Tuple(items, ast.Load())], [])))
+        return ast.Name(name, ast.Load())
 
     def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
         self.generic_visit(node)
@@ -128,10 +136,7 @@ class _Trim(ast.NodeTransformer):
                 and left.func.id == "set" and len(left.args) == 1 and not left.keywords
                 and isinstance(left.args[0], ast.List)
                 and all(isinstance(e, ast.Constant) for e in left.args[0].elts)):
-            name = f"_REQUIRED_{len(self.constants)}"
-            frozen = ast.Call(ast.Name("frozenset", ast.Load()), [left.args[0]], [])
-            self.constants.append(ast.Assign([ast.Name(name, ast.Store())], frozen))
-            node.left = ast.Name(name, ast.Load())
+            node.left = self._frozenset("_REQUIRED_", left.args[0].elts)
         return node
 
 
@@ -219,9 +224,16 @@ def _type_check(test: ast.expr) -> tuple[str, str] | None:
     return None
 
 
-def _assigns(stmt: ast.stmt, name: str) -> bool:
-    return any(isinstance(node, ast.Name) and node.id == name and not isinstance(node.ctx, ast.Load)
-               for node in ast.walk(stmt))
+def _assigned_names(root: ast.AST) -> dict[int, set[str]]:
+    """Every node's id -> the names assigned anywhere inside it, in one pass
+    (asking each statement again per name took seconds on wide schemas)."""
+    names: dict[int, set[str]] = {}
+    for node in reversed(list(ast.walk(root))):  # children before their parents
+        inside = {node.id} if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load) else set()
+        for child in ast.iter_child_nodes(node):
+            inside |= names[id(child)]
+        names[id(node)] = inside
+    return names
 
 
 def _drop_known_type_checks(function: ast.FunctionDef) -> None:
@@ -229,14 +241,15 @@ def _drop_known_type_checks(function: ast.FunctionDef) -> None:
     in the same block (v not assigned in between) always true: its body
     takes its place. Likewise `v_is_dict = isinstance(v, dict)`, then
     `if v_is_dict:`."""
+    assigned = _assigned_names(function)
     for node in ast.walk(function):
         for field in ("body", "orelse"):
             block = getattr(node, field, None)
             if isinstance(block, list) and block and isinstance(block[0], ast.stmt):
-                block[:] = _without_known_checks(block)
+                block[:] = _without_known_checks(block, assigned)
 
 
-def _without_known_checks(block: list[ast.stmt]) -> list[ast.stmt]:
+def _without_known_checks(block: list[ast.stmt], assigned: dict[int, set[str]]) -> list[ast.stmt]:
     known: set[tuple[str, str]] = set()
     aliases: dict[str, tuple[str, str]] = {}  # v_is_dict -> (v, dict)
     out: list[ast.stmt] = []
@@ -253,8 +266,10 @@ def _without_known_checks(block: list[ast.stmt]) -> list[ast.stmt]:
             pending.extend(reversed(stmt.body))  # always true here: its body, checked the same way
             continue
         # Anything assigned here may change what is known.
-        known = {k for k in known if not _assigns(stmt, k[0])}
-        aliases = {a: k for a, k in aliases.items() if not _assigns(stmt, a) and not _assigns(stmt, k[0])}
+        if known or aliases:
+            changed = assigned[id(stmt)]
+            known = {k for k in known if k[0] not in changed}
+            aliases = {a: k for a, k in aliases.items() if a not in changed and k[0] not in changed}
         if (isinstance(stmt, ast.If) and not stmt.orelse and len(stmt.body) == 1
                 and isinstance(stmt.body[0], ast.Raise) and isinstance(stmt.test, ast.UnaryOp)
                 and isinstance(stmt.test.op, ast.Not) and (negated := _type_check(stmt.test.operand))):
@@ -266,12 +281,7 @@ def _without_known_checks(block: list[ast.stmt]) -> list[ast.stmt]:
     return out
 
 
-def _loads(function: ast.FunctionDef, name: str) -> int:
-    return sum(1 for node in ast.walk(function)
-               if isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Load))
-
-
-def _required_as_superset(function: ast.FunctionDef) -> None:
+def _required_as_superset(function: ast.FunctionDef, loads: Counter[str]) -> None:
     """`m = _REQUIRED - v.keys()` then `if m: raise`, m read nowhere else:
     `if not v.keys() >= _REQUIRED: raise` (no set made per object)."""
     for node in ast.walk(function):
@@ -288,20 +298,20 @@ def _required_as_superset(function: ast.FunctionDef) -> None:
                     and isinstance(first.value.right.func, ast.Attribute) and first.value.right.func.attr == "keys"
                     and isinstance(second, ast.If) and not second.orelse and isinstance(second.test, ast.Name)
                     and second.test.id == first.targets[0].id and len(second.body) == 1
-                    and isinstance(second.body[0], ast.Raise) and _loads(function, second.test.id) == 1):
+                    and isinstance(second.body[0], ast.Raise) and loads[second.test.id] == 1):
                 second.test = ast.UnaryOp(ast.Not(), ast.Compare(first.value.right, [ast.GtE()], [first.value.left]))
                 del block[i]
             i += 1
 
 
-def _drop_unread_flags(function: ast.FunctionDef) -> None:
+def _drop_unread_flags(function: ast.FunctionDef, loads: Counter[str]) -> None:
     """`v_is_dict = isinstance(v, dict)` that nothing reads any more."""
     for node in ast.walk(function):
         block = getattr(node, "body", None)
         if isinstance(block, list):
             block[:] = [stmt for stmt in block if not (
                 isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
-                and _type_check(stmt.value) is not None and _loads(function, stmt.targets[0].id) == 0)] or [ast.Pass()]
+                and _type_check(stmt.value) is not None and not loads[stmt.targets[0].id])] or [ast.Pass()]
 
 
 def compile_trimmed(source: str, filename: str = "<apihub schema>") -> types.CodeType:
