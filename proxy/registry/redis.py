@@ -477,6 +477,7 @@ class RedisRegistry:
         # Redis answers but no longer holds the registry (marker key gone).
         self._empty = False
         self._next_marker_check = 0.0
+        self._subscribed_once = asyncio.Event()
 
     # -- lifetime (aiohttp cleanup_ctx) --
 
@@ -491,6 +492,12 @@ class RedisRegistry:
             self._failed(exc)
             log.warning("registry_unavailable_at_start", error=self._last_error)
         self._listener = asyncio.get_running_loop().create_task(self._listen(), name="registry-listener")
+        if self._available:
+            # Serving before the subscription is confirmed would cache lookups that
+            # the subscription's own flush then drops (and miss changes meanwhile).
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._timeout):
+                    await self._subscribed_once.wait()
         log.info("registry_started", backend="redis", url=redact_url(self._config.url),
                  prefix=self._config.prefix)
 
@@ -628,6 +635,7 @@ class RedisRegistry:
                         self.invalidate()
                         self._next_marker_check = 0.0
                         self._subscribed = True
+                        self._subscribed_once.set()
                         self._available = True
                         self._fail_until = 0.0
                         backoff = RESUBSCRIBE_BACKOFF_S[0]
