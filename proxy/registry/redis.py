@@ -211,7 +211,7 @@ def _sentinel_master(scheme: str, rest: str, options: dict[str, Any]) -> Redis:
         master_options["db"] = int(db.strip("/") or 0)
     if scheme.startswith("rediss"):
         master_options["ssl"] = True
-    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+    sentinel = Sentinel(  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis 8 on
         sentinels, socket_timeout=options["socket_timeout"],
         socket_connect_timeout=options["socket_connect_timeout"])
     master: Redis = sentinel.master_for(urllib.parse.unquote(service), redis_class=Redis, **master_options)
@@ -374,7 +374,7 @@ class RegistryWriter:
                     await pipe.watch(*watched)
                     result, change = await write(pipe)
                     if change is None:
-                        await pipe.unwatch()  # type: ignore[no-untyped-call]
+                        await pipe.unwatch()  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis 8 on
                         break
                     pipe.incr(self._keys.marker)
                     await pipe.execute()
@@ -652,7 +652,7 @@ class RedisRegistry:
                 report("registry_subscriber_lost", error=self._last_error, retryInSeconds=backoff)
             finally:
                 with contextlib.suppress(*REDIS_FAILURES):  # the connection may be broken already
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis 8 on
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, RESUBSCRIBE_BACKOFF_S[1])
 
