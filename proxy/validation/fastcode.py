@@ -27,6 +27,11 @@ not need:
   isinstance(v, str): raise`): the second check goes, its body stays, and
   so does a flag (`data_is_dict`) nothing reads any more.
 - each format's regex is looked up in a dict per value: here once.
+- after the `required` test, `if 'k' in v:` for a required k is always
+  true: its body stays, the test goes.
+- an array's items are enumerated for their index, and its length taken,
+  for messages and keywords the schema may not have: where nothing reads
+  them, neither is made.
 
 What is checked, and so every verdict, is unchanged
 (tests/validation/test_fastcode.py, and the JSON Schema Test Suite).
@@ -45,6 +50,7 @@ class _Trim(ast.NodeTransformer):
     def __init__(self) -> None:
         self.constants: list[ast.stmt] = []
         self.matchers: dict[tuple[str, str], str] = {}  # (pattern name, method) -> module-level name
+        self.required: dict[str, frozenset[str]] = {}  # _REQUIRED_n -> its keys
 
     def visit_Module(self, node: ast.Module) -> ast.AST:
         self.generic_visit(node)
@@ -67,7 +73,9 @@ class _Trim(ast.NodeTransformer):
         loads = Counter(name.id for name in ast.walk(node)
                         if isinstance(name, ast.Name) and isinstance(name.ctx, ast.Load))
         _required_as_superset(node, loads)
+        _drop_known_key_checks(node, self.required)
         _drop_unread_flags(node, loads)
+        _drop_unread_indexes(node, loads)
         return node
 
     def visit_BoolOp(self, node: ast.BoolOp) -> ast.AST:
@@ -137,6 +145,8 @@ class _Trim(ast.NodeTransformer):
                 and isinstance(left.args[0], ast.List)
                 and all(isinstance(e, ast.Constant) for e in left.args[0].elts)):
             node.left = self._frozenset("_REQUIRED_", left.args[0].elts)
+            self.required[node.left.id] = frozenset(
+                e.value for e in left.args[0].elts if isinstance(e, ast.Constant) and isinstance(e.value, str))
         return node
 
 
@@ -304,14 +314,96 @@ def _required_as_superset(function: ast.FunctionDef, loads: Counter[str]) -> Non
             i += 1
 
 
+def _drop_known_key_checks(function: ast.FunctionDef, required: dict[str, frozenset[str]]) -> None:
+    """`if not v.keys() >= _REQUIRED: raise` makes a later `if 'k' in v:` in
+    the same block, k required and v not assigned in between, always true:
+    its body takes its place (one lookup less per required property)."""
+    if not required:
+        return
+    assigned = _assigned_names(function)
+    for node in ast.walk(function):
+        for field in ("body", "orelse"):
+            block = getattr(node, field, None)
+            if isinstance(block, list) and block and isinstance(block[0], ast.stmt):
+                block[:] = _without_known_keys(block, assigned, required)
+
+
+def _required_keys(stmt: ast.stmt, required: dict[str, frozenset[str]]) -> tuple[str, frozenset[str]] | None:
+    """(v, keys) for `if not v.keys() >= _REQUIRED_n: raise`."""
+    if not (isinstance(stmt, ast.If) and not stmt.orelse and len(stmt.body) == 1
+            and isinstance(stmt.body[0], ast.Raise) and isinstance(stmt.test, ast.UnaryOp)
+            and isinstance(stmt.test.op, ast.Not) and isinstance(stmt.test.operand, ast.Compare)):
+        return None
+    compare = stmt.test.operand
+    call, right = compare.left, compare.comparators[0]
+    if (len(compare.ops) == 1 and isinstance(compare.ops[0], ast.GtE) and isinstance(right, ast.Name)
+            and right.id in required and isinstance(call, ast.Call) and not call.args
+            and isinstance(call.func, ast.Attribute) and call.func.attr == "keys"
+            and isinstance(call.func.value, ast.Name)):
+        return call.func.value.id, required[right.id]
+    return None
+
+
+def _key_check(stmt: ast.stmt) -> tuple[str, str] | None:
+    """(v, k) for `if 'k' in v:` without else."""
+    if not (isinstance(stmt, ast.If) and not stmt.orelse and isinstance(stmt.test, ast.Compare)):
+        return None
+    test = stmt.test
+    if (len(test.ops) == 1 and isinstance(test.ops[0], ast.In) and isinstance(test.left, ast.Constant)
+            and isinstance(test.left.value, str) and isinstance(test.comparators[0], ast.Name)):
+        return test.comparators[0].id, test.left.value
+    return None
+
+
+def _without_known_keys(block: list[ast.stmt], assigned: dict[int, set[str]],
+                        required: dict[str, frozenset[str]]) -> list[ast.stmt]:
+    present: dict[str, frozenset[str]] = {}  # v -> keys v is known to hold
+    out: list[ast.stmt] = []
+    pending = list(reversed(block))
+    while pending:
+        stmt = pending.pop()
+        check = _key_check(stmt)
+        if check is not None and check[1] in present.get(check[0], ()) and isinstance(stmt, ast.If):
+            pending.extend(reversed(stmt.body))  # always true here: its body, checked the same way
+            continue
+        if present:
+            changed = assigned.get(id(stmt), set())
+            present = {v: keys for v, keys in present.items() if v not in changed}
+        if (found := _required_keys(stmt, required)) is not None:
+            present[found[0]] = present.get(found[0], frozenset()) | found[1]
+        out.append(stmt)
+    return out
+
+
 def _drop_unread_flags(function: ast.FunctionDef, loads: Counter[str]) -> None:
-    """`v_is_dict = isinstance(v, dict)` that nothing reads any more."""
+    """`v_is_dict = isinstance(v, dict)` and `v_len = len(v)` (made after v's
+    type test, so it cannot raise) that nothing reads any more."""
     for node in ast.walk(function):
         block = getattr(node, "body", None)
         if isinstance(block, list):
             block[:] = [stmt for stmt in block if not (
                 isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
-                and _type_check(stmt.value) is not None and not loads[stmt.targets[0].id])] or [ast.Pass()]
+                and (_type_check(stmt.value) is not None or _length_of_name(stmt.value))
+                and not loads[stmt.targets[0].id])] or [ast.Pass()]
+
+
+def _length_of_name(value: ast.expr) -> bool:
+    return (isinstance(value, ast.Call) and isinstance(value.func, ast.Name) and value.func.id == "len"
+            and len(value.args) == 1 and not value.keywords and isinstance(value.args[0], ast.Name))
+
+
+def _drop_unread_indexes(function: ast.FunctionDef, loads: Counter[str]) -> None:
+    """`for i, item in enumerate(items):` where nothing reads i (it named the
+    item in messages): `for item in items:`."""
+    for node in ast.walk(function):
+        if (isinstance(node, ast.For) and isinstance(node.target, ast.Tuple) and len(node.target.elts) == 2
+                and all(isinstance(e, ast.Name) for e in node.target.elts)
+                and isinstance(node.iter, ast.Call) and isinstance(node.iter.func, ast.Name)
+                and node.iter.func.id == "enumerate" and len(node.iter.args) == 1 and not node.iter.keywords):
+            index, item = node.target.elts
+            if isinstance(index, ast.Name) and not loads[index.id]:
+                node.target = item
+                node.iter = node.iter.args[0]
 
 
 def compile_trimmed(source: str, filename: str = "<apihub schema>") -> types.CodeType:

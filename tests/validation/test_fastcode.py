@@ -189,3 +189,54 @@ def test_string_enums_and_required_keys_are_set_lookups_with_the_same_verdicts()
         {"$schema": "http://json-schema.org/draft-07/schema#", **ENUM_SCHEMA},
         use_default=False, detailed_exceptions=True))
     assert "in _ENUM_" in source and ".keys() >= _REQUIRED_" in source
+
+
+REQUIRED_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["a", "list"],
+    "properties": {"a": {"type": "string", "minLength": 2}, "b": {"type": "integer"},
+                   "list": {"type": "array", "items": {"type": "object", "required": ["x"],
+                                                       "properties": {"x": {"type": "boolean"}}}}},
+}
+REQUIRED_INSTANCES: list[Any] = [
+    {"a": "ab", "list": []}, {"a": "ab", "list": [{"x": True}, {"x": False}]}, {"a": "a", "list": []},
+    {"a": 1, "list": []}, {"list": []}, {"a": "ab"}, {"a": "ab", "list": [{}]},
+    {"a": "ab", "list": [{"x": 1}]}, {"a": "ab", "list": [], "b": 1}, {"a": "ab", "list": [], "b": "1"},
+    {"a": "ab", "list": ({"x": True},)}, {"a": "ab", "list": [3]}, [], None,
+]
+
+
+def test_required_keys_are_not_asked_again_and_unread_indexes_are_not_made() -> None:
+    untrimmed, trimmed = _both(REQUIRED_SCHEMA)
+    verdicts = [_verdict(untrimmed, instance) for instance in REQUIRED_INSTANCES]
+    assert [_verdict(trimmed, instance) for instance in REQUIRED_INSTANCES] == verdicts
+    assert True in verdicts and False in verdicts
+    source = _trimmed_source(fastjsonschema.compile_to_code(
+        {"$schema": "http://json-schema.org/draft-07/schema#", **REQUIRED_SCHEMA},
+        use_default=False, detailed_exceptions=True))
+    # Required: read without asking; optional: still asked.
+    assert "if 'a' in data" not in source and "if 'list' in data" not in source and "'x' in" not in source
+    assert "if 'b' in data" in source
+    assert "enumerate(" not in source and "data__list_len" not in source
+
+
+REASKED = '''
+class E(Exception):
+    pass
+
+def validate(v):
+    missing = set(['k']) - v.keys()
+    if missing:
+        raise E("")
+    v = {}
+    if 'k' in v:
+        return "asked again"
+    return "kept the check"
+'''
+
+
+def test_a_key_check_after_the_object_changed_is_kept() -> None:
+    namespace: dict[str, Any] = {}
+    exec(compile_trimmed(REASKED), namespace)  # noqa: S102
+    assert namespace["validate"]({"k": 1}) == "kept the check"
+    trimmed = _trimmed_source(REASKED)
+    assert "v.keys() >= _REQUIRED_" in trimmed and "if 'k' in v" in trimmed
