@@ -65,10 +65,11 @@ class CallObserver(Protocol):
     their counts this way)."""
 
     def outcome(self, site: CallSite, outcome: str) -> None:
-        """`ok` or the error code the call ended with."""
+        """The error code of a call that got no answer from the provider."""
 
-    def upstream(self, site: CallSite, ms: float) -> None:
-        """How long the provider took to answer."""
+    def answered(self, site: CallSite, ms: float, outcome: str) -> None:
+        """The provider answered in `ms`; `outcome` is `ok`, or the error the
+        answer was refused with. Each call is told once: here or `outcome`."""
 
     def violation(self, site: CallSite, side: Side, mode: Mode, issues: tuple[ValidationIssue, ...],
                   request_id: str) -> None:

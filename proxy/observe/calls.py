@@ -31,10 +31,10 @@ class CallObservers:
         for observer in self._others:
             observer.outcome(site, outcome)
 
-    def upstream(self, site: CallSite, ms: float) -> None:
+    def answered(self, site: CallSite, ms: float, outcome: str) -> None:
         self._metrics.observe_upstream(site.action, site.provider, ms / 1000)
         for observer in self._others:
-            observer.upstream(site, ms)
+            observer.answered(site, ms, outcome)
 
     def violation(self, site: CallSite, side: Side, mode: Mode, issues: tuple[ValidationIssue, ...],
                   request_id: str) -> None:

@@ -218,8 +218,13 @@ class _Entry:
         self._current(now).invalid_responses += 1
         self._invalid("report")
 
-    def upstream(self, ms: float, now: float) -> None:
-        self._current(now).latency.add(ms, _bucket(ms))
+    def answered(self, ms: float, outcome: str, now: float) -> None:
+        counts = self._current(now)  # one look-up for both: every answered call comes here
+        counts.latency.add(ms, _bucket(ms))
+        _apply_outcome(counts, outcome)
+        self._calls(outcome)
+        if outcome == "invalid_provider_response":
+            self._invalid("strict")
 
 
 # ---- the observer ----------------------------------------------------------
@@ -274,8 +279,8 @@ class Conformance:
     def outcome(self, site: CallSite, outcome: str) -> None:
         self._entry(site).outcome(outcome, self._clock())
 
-    def upstream(self, site: CallSite, ms: float) -> None:
-        self._entry(site).upstream(ms, self._clock())
+    def answered(self, site: CallSite, ms: float, outcome: str) -> None:
+        self._entry(site).answered(ms, outcome, self._clock())
 
     def violation(self, site: CallSite, side: Side, mode: Mode, issues: tuple[ValidationIssue, ...],
                   request_id: str) -> None:

@@ -21,7 +21,7 @@ from ..errors import (
 from ..jsonsafe import UnsafeJson, dumps, loads
 from ..observe.tracing import Tracing
 from ..registry import App, Provision
-from ..types import CallObserver, CallRecord, CallSite
+from ..types import Answer, CallObserver, CallRecord, CallSite
 from ..upstream import Guards, ProviderClient
 from .limits import RateLimits
 from .steps import context_for, forwarded_body
@@ -79,7 +79,7 @@ async def call_provider(
         check_forwarded(relay, target, forwarded, request_id)
         answer = await send(relay, target, dumps(forwarded), provider.secret.value,
                             request_id=request_id, deadline_s=deadline_s, record=record)
-        answer = checked_answer(relay, target, answer, request_id)
+        relayed = checked_answer(relay, target, answer, request_id)
     else:  # [tracing] the same steps, each in its span (observe/tracing.py)
         with tracing.step("apihub.validate_request", target.site):
             check_forwarded(relay, target, forwarded, request_id)
@@ -88,9 +88,9 @@ async def call_provider(
                                 request_id=request_id, deadline_s=deadline_s, record=record,
                                 headers=trace_headers)
         with tracing.step("apihub.validate_answer", target.site):
-            answer = checked_answer(relay, target, answer, request_id)
-    relay.observer.outcome(target.site, "ok")
-    return answer
+            relayed = checked_answer(relay, target, answer, request_id)
+    relay.observer.answered(target.site, answer.upstream_ms, "ok")
+    return relayed
 
 
 def check_forwarded(relay: Relay, target: Target, forwarded: dict[str, Any], request_id: str) -> None:
@@ -103,8 +103,9 @@ def check_forwarded(relay: Relay, target: Target, forwarded: dict[str, Any], req
                 f"the request does not follow {target.action.name} v{version.version}", errors=issues)
 
 
-def checked_answer(relay: Relay, target: Target, answer: bytes, request_id: str) -> bytes:
-    action, version = target.action, target.version
+def checked_answer(relay: Relay, target: Target, answered: Answer, request_id: str) -> bytes:
+    """The answer's bytes once they pass; a refusal is told to the observer here."""
+    action, version, answer = target.action, target.version, answered.body
     if not version.answer_described and not answer.strip():
         # An acknowledgement: the catalogue describes no answer, the provider sent none.
         return b""
@@ -113,21 +114,22 @@ def checked_answer(relay: Relay, target: Target, answer: bytes, request_id: str)
         # validated: no repeated key, no number a parser could read otherwise.
         parsed = loads(answer, max_depth=relay.max_json_depth, unique_keys=True)
     except UnsafeJson as exc:
-        relay.observer.outcome(target.site, "invalid_provider_response")
+        relay.observer.answered(target.site, answered.upstream_ms, "invalid_provider_response")
         raise InvalidProviderResponse(f"provider's answer: {exc.detail}", errors=exc.issues) from None
     issues = version.validate_response(parsed)
     if issues:
         relay.observer.violation(target.site, "response", version.enforce_response, issues, request_id)
         if version.enforce_response == "strict":
-            relay.observer.outcome(target.site, "invalid_provider_response")
+            relay.observer.answered(target.site, answered.upstream_ms, "invalid_provider_response")
             raise InvalidProviderResponse(
                 f"provider's answer does not follow {action.name} v{version.version}", errors=issues)
     return answer
 
 
 async def send(relay: Relay, target: Target, payload: bytes, secret: str, *, request_id: str,
-               deadline_s: float, record: CallRecord | None, headers: Sequence[tuple[str, str]] = ()) -> bytes:
-    """Through the provider's breaker and bulkhead, to the network and back."""
+               deadline_s: float, record: CallRecord | None, headers: Sequence[tuple[str, str]] = ()) -> Answer:
+    """Through the provider's breaker and bulkhead, to the network and back
+    (the observer hears of an answer once it is checked)."""
     provider, provision, site = target.provider, target.provision, target.site
     breaker = relay.guards.breaker(provider.id)
     bulkhead = relay.guards.bulkhead(provider.id, target.action.name, provision.max_concurrency)
@@ -171,7 +173,6 @@ async def send(relay: Relay, target: Target, payload: bytes, secret: str, *, req
             breaker.abandon(probe=probe)
         else:
             breaker.record(failed=failed, probe=probe)
-    relay.observer.upstream(site, answer.upstream_ms)
     if record is not None:
         record.upstream_ms = answer.upstream_ms
-    return answer.body
+    return answer

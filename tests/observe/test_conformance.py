@@ -190,8 +190,7 @@ def test_since_uses_minute_then_hour_buckets() -> None:
     clock.now = T0 + 30 * 60 + 10
     c.outcome(t, "provider_timeout")        # 08:30:10
     clock.now = T0 + 3 * 3600 + 20
-    c.outcome(t, "provider_error")          # 11:00:20
-    c.upstream(t, 12.0)
+    c.answered(t, 12.0, "provider_error")   # 11:00:20, timed
 
     def calls(since: float | None) -> tuple[str, int]:
         start, entries = c.report(since)
@@ -215,8 +214,7 @@ def test_minute_buckets_stay_bounded() -> None:
     t = target()
     for minute in range(5 * MINUTES_KEPT):
         clock.now = T0 + minute * 60
-        c.outcome(t, "ok")
-        c.upstream(t, float(minute + 1))
+        c.answered(t, float(minute + 1), "ok")
     (entry,) = c._entries.values()
     assert len(entry.minutes.buckets) <= MINUTES_KEPT
     assert len(entry.hours.buckets) <= 24

@@ -259,8 +259,8 @@ async def test_a_crash_in_one_leg_is_an_internal_error_entry(
             if site.provider == "b":
                 raise RuntimeError("observer bug")
 
-        def upstream(self, site: CallSite, ms: float) -> None:
-            pass
+        def answered(self, site: CallSite, ms: float, outcome: str) -> None:
+            self.outcome(site, outcome)
 
         def violation(self, site: CallSite, side: str, mode: str, issues: Any, request_id: str) -> None:
             pass
