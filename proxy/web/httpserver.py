@@ -175,15 +175,6 @@ class HubRequestHandler(RequestHandler):
         if not self._request_in_progress and not self._messages:
             self.force_close()
 
-    def resume_reading(self, resume_parser: bool = True) -> None:
-        """aiohttp's body reader calls this after every read that leaves its
-        buffer low, paused or not; unpaused, aiohttp's version still runs a
-        whole data_received(b"") pass (a tenth of a small call's body read).
-        Only pause_reading() pauses the parser and sets the flag: when it is
-        clear there is nothing to resume."""
-        if self._reading_paused:
-            super().resume_reading(resume_parser)
-
     def connection_lost(self, exc: BaseException | None) -> None:
         self._cancel_head_timer()
         self._last_body = None
