@@ -5,11 +5,12 @@ answered here: the middleware turns them into problem+json."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
 from aiohttp import web
+from multidict import CIMultiDictProxy
 
 from ..catalogue import Catalogue
 from ..errors import BadRequest, HubOverloaded, PayloadTooLarge, RequestTimeout
@@ -36,12 +37,20 @@ def incoming(request: web.Request, hub: Hub) -> Incoming:
         action=request.match_info["action"],
         provider=request.match_info.get("provider", ""),
         authorization=headers.get("Authorization", ""),
-        communities=(*headers.getall("community-id", ()), *headers.getall("X-Community-Id", ())),
+        communities=communities_of(headers),
         version=query.get("version") if query else None,
         timeout=query.get("timeout") if query else None,
         content_type=headers.get("Content-Type"),
         read_body=lambda: read_body(request, limit, timeout_s),
     )
+
+
+def communities_of(headers: CIMultiDictProxy[str]) -> Sequence[str]:
+    """Every community-id and X-Community-Id value (the pipeline checks they agree)."""
+    given = headers.getall("community-id", ())
+    if "X-Community-Id" in headers:  # the alias, rarely sent: no second list otherwise
+        return (*given, *headers.getall("X-Community-Id"))
+    return given
 
 
 async def read_body(request: web.Request, limit: int, timeout_s: float) -> bytes:

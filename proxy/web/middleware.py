@@ -50,8 +50,11 @@ def check_transfer_coding(request: web.BaseRequest) -> None:
     """aiohttp reads `Transfer-Encoding: gzip, chunked` as plain chunked, so
     the hub would validate bytes other than the ones meant: only `chunked`
     alone is accepted (docs/contract.md §4, `bad_request`)."""
-    given = request.headers.getall("Transfer-Encoding", ())
-    if given and [c.strip().lower() for v in given for c in v.split(",") if c.strip()] != ["chunked"]:
+    headers = request.headers
+    if "Transfer-Encoding" not in headers:  # nearly every call: no list made
+        return
+    given = headers.getall("Transfer-Encoding")
+    if [c.strip().lower() for v in given for c in v.split(",") if c.strip()] != ["chunked"]:
         raise BadRequest("Transfer-Encoding other than chunked is not accepted")
 
 
