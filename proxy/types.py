@@ -65,7 +65,7 @@ class CallObserver(Protocol):
     their counts this way)."""
 
     def outcome(self, site: CallSite, outcome: str) -> None:
-        """The error code of a call that got no answer from the provider."""
+        """The error code of a call that got no 2xx answer from the provider."""
 
     def answered(self, site: CallSite, ms: float, outcome: str) -> None:
         """The provider answered in `ms`; `outcome` is `ok`, or the error the

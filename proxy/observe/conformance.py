@@ -208,10 +208,7 @@ class _Entry:
         self.pending = Counts()
 
     def outcome(self, outcome: str, now: float) -> None:
-        _apply_outcome(self._current(now), outcome)
-        self._calls(outcome)
-        if outcome == "invalid_provider_response":
-            self._invalid("strict")
+        self._count(self._current(now), outcome)
 
     def reported(self, now: float) -> None:
         """A response relayed despite its violations (report mode)."""
@@ -221,6 +218,9 @@ class _Entry:
     def answered(self, ms: float, outcome: str, now: float) -> None:
         counts = self._current(now)  # one look-up for both: every answered call comes here
         counts.latency.add(ms, _bucket(ms))
+        self._count(counts, outcome)
+
+    def _count(self, counts: Counts, outcome: str) -> None:
         _apply_outcome(counts, outcome)
         self._calls(outcome)
         if outcome == "invalid_provider_response":

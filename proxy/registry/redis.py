@@ -491,6 +491,7 @@ class RedisRegistry:
         except REDIS_FAILURES as exc:
             self._failed(exc)
             log.warning("registry_unavailable_at_start", error=self._last_error)
+        self._subscribed_once = asyncio.Event()  # this start's, on this loop
         self._listener = asyncio.get_running_loop().create_task(self._listen(), name="registry-listener")
         if self._available:
             # Serving before the subscription is confirmed would cache lookups that

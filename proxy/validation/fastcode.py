@@ -367,7 +367,7 @@ def _without_known_keys(block: list[ast.stmt], assigned: dict[int, set[str]],
             pending.extend(reversed(stmt.body))  # always true here: its body, checked the same way
             continue
         if present:
-            changed = assigned.get(id(stmt), set())
+            changed = assigned[id(stmt)]
             present = {v: keys for v, keys in present.items() if v not in changed}
         if (found := _required_keys(stmt, required)) is not None:
             present[found[0]] = present.get(found[0], frozenset()) | found[1]

@@ -104,7 +104,8 @@ def create_app(
         *pages.routes(),
     ])
     # The call route skips aiohttp's router walk (web/dispatch.py); every runner reads `_handle`.
-    app._handle = CallDispatch(app, "call", middleware, app._handle)  # type: ignore[method-assign]
+    # object.__setattr__: aiohttp's debug mode warns on any attribute set on an app.
+    object.__setattr__(app, "_handle", CallDispatch(app, "call", middleware, app._handle))
     return app
 
 

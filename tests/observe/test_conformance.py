@@ -190,20 +190,21 @@ def test_since_uses_minute_then_hour_buckets() -> None:
     clock.now = T0 + 30 * 60 + 10
     c.outcome(t, "provider_timeout")        # 08:30:10
     clock.now = T0 + 3 * 3600 + 20
-    c.answered(t, 12.0, "provider_error")   # 11:00:20, timed
+    c.outcome(t, "provider_error")          # 11:00:20
+    c.answered(t, 12.0, "ok")               # 11:00:20, timed
 
     def calls(since: float | None) -> tuple[str, int]:
         start, entries = c.report(since)
         return iso(start), (entries[0]["calls"] if entries else 0)
 
-    assert calls(None) == (iso(T0 + 5), 3)
-    assert calls(T0 - 100) == (iso(T0 + 5), 3)
+    assert calls(None) == (iso(T0 + 5), 4)
+    assert calls(T0 - 100) == (iso(T0 + 5), 4)
     # Within the last hour: minute resolution, rounded down to the minute.
-    assert calls(T0 + 3 * 3600 + 10) == (iso(T0 + 3 * 3600), 1)
-    assert calls(T0 + 3 * 3600 + 30) == (iso(T0 + 3 * 3600), 1)
+    assert calls(T0 + 3 * 3600 + 10) == (iso(T0 + 3 * 3600), 2)
+    assert calls(T0 + 3 * 3600 + 30) == (iso(T0 + 3 * 3600), 2)
     # Older than the minute buckets: rounded down to the hour.
-    assert calls(T0 + 30 * 60) == (iso(T0 + 5), 3)        # 08:00 bucket ≤ start: the totals
-    assert calls(T0 + 3600 + 1) == (iso(T0 + 3600), 1)   # 09:00 onwards: only 11:00's call
+    assert calls(T0 + 30 * 60) == (iso(T0 + 5), 4)        # 08:00 bucket ≤ start: the totals
+    assert calls(T0 + 3600 + 1) == (iso(T0 + 3600), 2)   # 09:00 onwards: only 11:00's calls
     _, (entry,) = c.report(T0 + 3 * 3600)
     assert entry["errors"] == 1 and entry["timeouts"] == 0 and entry["p50Ms"] == 12.0
 
