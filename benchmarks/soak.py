@@ -1,5 +1,6 @@
 """`make soak`: both provider clients against a fault-injecting provider,
-counting every failed call by cause. Appends its table to benchmarks/RESULTS.md.
+counting every failed call by cause. Writes its table into
+benchmarks/RESULTS.md (a marked section, which `make bench` keeps).
 
     SOAK_SECONDS=120 .venv/bin/python benchmarks/soak.py   # split evenly between the clients
 
@@ -43,6 +44,7 @@ sys.path.insert(0, str(HERE))
 
 import provider as bench_provider  # noqa: E402
 import run as bench  # noqa: E402
+import sections  # noqa: E402
 
 MODES = ("plain", "idle", "slow", "chunked", "large", "tail", "late", "hung")
 WEIGHTS = (3, 3, 2, 2, 1, 2, 2, 1)
@@ -259,13 +261,15 @@ async def main() -> int:
     print(text)
     command = f"SOAK_SECONDS={total:g} make soak"
     modes = ", ".join(f"{m} x{w}" for m, w in zip(MODES, WEIGHTS, strict=True))
-    with (HERE / "RESULTS.md").open("a") as out:
-        out.write(f"\n## Soak: provider faults, both clients ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)\n\n"
-                  f"`{command}` (.venv/bin/python benchmarks/soak.py): {CONCURRENCY} "
-                  f"consumers at once against one fault-injecting provider on 127.0.0.1, one app per "
-                  f"fault on one host:port, calls weighted {modes}; see the docstring of "
-                  f"benchmarks/soak.py for each fault. \"Provider's fault\": the provider broke that "
-                  f"very answer (a tail) or never answered (`hung`, 504 by design).\n\n{text}\n")
+    # A marked section: replaced by the next soak, kept by `make bench` (sections.py).
+    start, end = sections.markers("soak")
+    sections.put(HERE / "RESULTS.md", [
+        start, f"## Soak: provider faults, both clients ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)", "",
+        f"`{command}` (.venv/bin/python benchmarks/soak.py): {CONCURRENCY} "
+        f"consumers at once against one fault-injecting provider on 127.0.0.1, one app per "
+        f"fault on one host:port, calls weighted {modes}; see the docstring of "
+        f"benchmarks/soak.py for each fault. \"Provider's fault\": the provider broke that "
+        f"very answer (a tail) or never answered (`hung`, 504 by design).", "", text, end])
     return 1 if any(t.hub or t.wrong_other_app for t in tallies) else 0
 
 
