@@ -4,15 +4,19 @@ The README's 10-line example is executed and held to the same cases."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import time
 from collections.abc import Callable
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp import web
 
 from proxy.run.example_provider import verify_signature
+from proxy.upstream.base import signature
 
 from tests.conftest import HubFactory, Provider
 from tests.support import ECHO, PROVIDER_SECRET, ROOT, call_headers
@@ -116,3 +120,15 @@ async def test_wrong_secret_or_missing_or_garbled_header_is_rejected(
     for garbled in ["", "t=abc,v1=00", "v1=00", "t=1", "nonsense", "t=1,v1=" + "0" * 64]:
         assert not verify(garbled, raw, PROVIDER_SECRET), garbled
         assert not verify_signature(garbled, raw, PROVIDER_SECRET), garbled
+
+
+@pytest.mark.parametrize("length", [0, 1, 31, 63, 64, 65, 127, 128, 300])
+def test_signature_is_hmac_sha256_for_every_key_length(length: int) -> None:
+    """The keyed-once SHA-256 states give what the standard library's HMAC
+    gives, keys longer than a block (hashed first) and non-ASCII ones included."""
+    secret = ("sé€-" * 100)[:length]
+    for body in (b"", b'{"data":{}}', bytes(range(256)) * 9):
+        expected = hmac.new(secret.encode(), b"1700000000." + body, hashlib.sha256).hexdigest()
+        assert signature(secret, body, 1_700_000_000) == f"t=1700000000,v1={expected}"
+    # Keyed once, signed many times: each signature starts from the keyed state.
+    assert signature(secret, b"a", 1) == signature(secret, b"a", 1)
