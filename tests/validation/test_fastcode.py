@@ -180,14 +180,20 @@ ENUM_INSTANCES: list[Any] = [
 ]
 
 
-def test_string_enums_and_required_keys_are_set_lookups_with_the_same_verdicts() -> None:
-    untrimmed, trimmed = _both(ENUM_SCHEMA)
-    verdicts = [_verdict(untrimmed, instance) for instance in ENUM_INSTANCES]
-    assert [_verdict(trimmed, instance) for instance in ENUM_INSTANCES] == verdicts
+def _same_verdicts(schema: dict[str, Any], instances: list[Any]) -> str:
+    """Checks the trimmed code decides `instances` (some valid, some not) as
+    the untrimmed one does; the trimmed source."""
+    untrimmed, trimmed = _both(schema)
+    verdicts = [_verdict(untrimmed, instance) for instance in instances]
+    assert [_verdict(trimmed, instance) for instance in instances] == verdicts
     assert True in verdicts and False in verdicts
-    source = _trimmed_source(fastjsonschema.compile_to_code(
-        {"$schema": "http://json-schema.org/draft-07/schema#", **ENUM_SCHEMA},
+    return _trimmed_source(fastjsonschema.compile_to_code(
+        {"$schema": "http://json-schema.org/draft-07/schema#", **schema},
         use_default=False, detailed_exceptions=True))
+
+
+def test_string_enums_and_required_keys_are_set_lookups_with_the_same_verdicts() -> None:
+    source = _same_verdicts(ENUM_SCHEMA, ENUM_INSTANCES)
     assert "in _ENUM_" in source and ".keys() >= _REQUIRED_" in source
 
 
@@ -206,13 +212,7 @@ REQUIRED_INSTANCES: list[Any] = [
 
 
 def test_required_keys_are_not_asked_again_and_unread_indexes_are_not_made() -> None:
-    untrimmed, trimmed = _both(REQUIRED_SCHEMA)
-    verdicts = [_verdict(untrimmed, instance) for instance in REQUIRED_INSTANCES]
-    assert [_verdict(trimmed, instance) for instance in REQUIRED_INSTANCES] == verdicts
-    assert True in verdicts and False in verdicts
-    source = _trimmed_source(fastjsonschema.compile_to_code(
-        {"$schema": "http://json-schema.org/draft-07/schema#", **REQUIRED_SCHEMA},
-        use_default=False, detailed_exceptions=True))
+    source = _same_verdicts(REQUIRED_SCHEMA, REQUIRED_INSTANCES)
     # Required: read without asking; optional: still asked.
     assert "if 'a' in data" not in source and "if 'list' in data" not in source and "'x' in" not in source
     assert "if 'b' in data" in source
