@@ -39,11 +39,11 @@ def count(tree: Path, calls: int, upstream: str, workdir: Path) -> float:
     port = bench.free_port()
     config = bench.write_config(workdir / "hub.toml", catalogue, port)
     log = workdir / "callgrind.log"
-    hub = subprocess.Popen(
-        ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={workdir / 'out'}",
-         bench.PY, "-m", "proxy", "serve", "--config", str(config)],
-        cwd=tree, env={**os.environ, "PYTHONHASHSEED": "0"},
-        stdout=subprocess.DEVNULL, stderr=log.open("w"))
+    with log.open("w") as stderr:
+        hub = subprocess.Popen(
+            ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={workdir / 'out'}",
+             bench.PY, "-m", "proxy", "serve", "--config", str(config)],
+            cwd=tree, env={**os.environ, "PYTHONHASHSEED": "0"}, stdout=subprocess.DEVNULL, stderr=stderr)
     try:
         bench.wait_http(f"http://127.0.0.1:{port}/healthz", hub, 300)
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
@@ -64,7 +64,11 @@ def count(tree: Path, calls: int, upstream: str, workdir: Path) -> float:
         subprocess.run(["callgrind_control", "-i", "off", str(hub.pid)], check=True, stdout=subprocess.DEVNULL)
     finally:
         hub.send_signal(signal.SIGTERM)
-        hub.wait(120)
+        try:
+            hub.wait(120)
+        except subprocess.TimeoutExpired:
+            hub.kill()
+            hub.wait()
     found = re.search(r"Collected : ([0-9,]+)", log.read_text())
     if found is None:
         raise RuntimeError(f"callgrind printed no count: {log.read_text()[-500:]}")
@@ -78,6 +82,7 @@ def main() -> int:
     calls = int(os.environ.get("N", 1000))
     trees = [Path(t).resolve() for t in sys.argv[1:]] or [bench.ROOT]
     _, load_core = bench.cores()
+    bench.OUT.mkdir(exist_ok=True)  # the fleet's stderr files
     fleet = bench.Fleet()
     try:
         port = bench.free_port()

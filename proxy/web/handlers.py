@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import web
-from multidict import CIMultiDictProxy
 
 from ..catalogue import Catalogue
 from ..errors import BadRequest, HubOverloaded, PayloadTooLarge, RequestTimeout
@@ -21,6 +20,9 @@ from ..registry import Registry
 from ..types import CallRecord
 from .middleware import RECORD
 from .state import HUB, Hub
+
+if TYPE_CHECKING:  # aiohttp's header map (multidict comes with aiohttp)
+    from multidict import CIMultiDictProxy
 
 RELAY = web.AppKey("relay", Relay)
 # call or fanout: both answer the bytes the consumer gets.
