@@ -120,6 +120,13 @@ def _route_template(request: web.Request) -> str | None:
     return None if resource is None else resource.canonical
 
 
+def _hundredths(value: float) -> float:
+    """A non-negative `value` to two decimals, halves up: what round(value, 2)
+    gives but for exact ties, at a third of its cost (round converts to an
+    exact decimal first), twice on every access line."""
+    return int(value * 100 + 0.5) / 100
+
+
 def make_middleware(metrics: Metrics, access: AccessLog, calls: InFlight | None = None,
                     tracing: Tracing | None = None) -> Any:
     """`calls`: where the tasks of calls in flight are kept for a shutdown to cut.
@@ -193,8 +200,8 @@ def make_middleware(metrics: Metrics, access: AccessLog, calls: InFlight | None 
             "requester": record.requester or None,
             "status": response.status,
             "code": code,
-            "ms": round(elapsed * 1000, 2),
-            "upstreamMs": None if record.upstream_ms is None else round(record.upstream_ms, 2),
+            "ms": _hundredths(elapsed * 1000),
+            "upstreamMs": None if record.upstream_ms is None else _hundredths(record.upstream_ms),
             "bytesIn": record.bytes_in,
             "bytesOut": response.content_length or 0,
             "traceId": record.trace_id or None,
