@@ -42,6 +42,7 @@ from __future__ import annotations
 import ast
 import types
 from collections import Counter
+from collections.abc import Callable
 
 _STR = ast.dump(ast.Name("str", ast.Load()))
 
@@ -252,11 +253,16 @@ def _drop_known_type_checks(function: ast.FunctionDef) -> None:
     takes its place. Likewise `v_is_dict = isinstance(v, dict)`, then
     `if v_is_dict:`."""
     assigned = _assigned_names(function)
+    _rewrite_blocks(function, lambda block: _without_known_checks(block, assigned))
+
+
+def _rewrite_blocks(function: ast.FunctionDef, rewrite: Callable[[list[ast.stmt]], list[ast.stmt]]) -> None:
+    """Every statement block of `function` (bodies and elses) replaced by `rewrite(block)`."""
     for node in ast.walk(function):
         for field in ("body", "orelse"):
             block = getattr(node, field, None)
             if isinstance(block, list) and block and isinstance(block[0], ast.stmt):
-                block[:] = _without_known_checks(block, assigned)
+                block[:] = rewrite(block)
 
 
 def _without_known_checks(block: list[ast.stmt], assigned: dict[int, set[str]]) -> list[ast.stmt]:
@@ -321,11 +327,7 @@ def _drop_known_key_checks(function: ast.FunctionDef, required: dict[str, frozen
     if not required:
         return
     assigned = _assigned_names(function)
-    for node in ast.walk(function):
-        for field in ("body", "orelse"):
-            block = getattr(node, field, None)
-            if isinstance(block, list) and block and isinstance(block[0], ast.stmt):
-                block[:] = _without_known_keys(block, assigned, required)
+    _rewrite_blocks(function, lambda block: _without_known_keys(block, assigned, required))
 
 
 def _required_keys(stmt: ast.stmt, required: dict[str, frozenset[str]]) -> tuple[str, frozenset[str]] | None:
