@@ -13,16 +13,28 @@ def now_rfc3339() -> str:
 
 def rfc3339(ts: float) -> str:
     seconds = int(ts)
-    return f"{_utc_seconds(seconds)}.{int((ts - seconds) * 1000):03d}Z"
+    return f"{utc_seconds(seconds)}.{int((ts - seconds) * 1000):03d}Z"
 
 
-def rfc3339_micro(ts: float) -> str:
-    """As `rfc3339`, to the microsecond (log timestamps)."""
-    seconds = int(ts)
-    return f"{_utc_seconds(seconds)}.{int((ts - seconds) * 1_000_000):06d}Z"
+class MicroStamps:
+    """As `rfc3339`, to the microsecond, for a caller on every call (the
+    access line): the part to the second is formatted once a second."""
+
+    __slots__ = ("_second", "_stamp")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._stamp = ""
+
+    def __call__(self, ts: float) -> str:
+        second = int(ts)
+        if second != self._second:
+            self._second, self._stamp = second, utc_seconds(second)
+        return "%s.%06dZ" % (self._stamp, (ts - second) * 1_000_000)  # %d truncates, as int() does
 
 
 @functools.lru_cache(maxsize=2)
-def _utc_seconds(seconds: int) -> str:
+def utc_seconds(seconds: int) -> str:
+    """`seconds` since the epoch as YYYY-MM-DDTHH:MM:SS, UTC."""
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
 

@@ -44,6 +44,7 @@ from .base import (
     too_many_files,
     within_deadline,
 )
+from .deadlines import Deadlines
 
 
 class _Exchange:
@@ -155,6 +156,7 @@ class AiohttpClient:
         # aiohttp only bounds the TCP connect, so a dead host fails fast.
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_s)
         self._connect_ms = upstream.connect_timeout_ms
+        self._deadlines = Deadlines()
 
     @staticmethod
     def make_session(upstream: UpstreamConfig, *, force_close: bool = False) -> aiohttp.ClientSession:
@@ -187,6 +189,7 @@ class AiohttpClient:
         sessions, self._sessions = list(self._sessions.values()), {}
         for session in sessions:
             await session.close()
+        self._deadlines.close()
 
     async def post(
         self,
@@ -203,7 +206,7 @@ class AiohttpClient:
         started = time.perf_counter()
         return await within_deadline(
             lambda fresh: self._exchange(pool, url, body, secret, request_id, started, fresh, headers),
-            deadline_s, retry_connect)
+            deadline_s, retry_connect, self._deadlines)
 
     async def _exchange(self, pool: str, url: str, body: bytes, secret: str, request_id: str,
                         started: float, fresh: bool, extra: Sequence[tuple[str, str]]) -> Answer:

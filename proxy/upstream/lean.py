@@ -56,6 +56,7 @@ from .base import (
     too_many_files,
     within_deadline,
 )
+from .deadlines import Deadlines
 
 # The answer's head (status line and headers) may take this much on top of
 # the body limit; llhttp itself puts no bound on it.
@@ -88,9 +89,11 @@ class LeanClient:
         self._pool = _Pool(upstream.pool_size, upstream.keepalive_timeout_s)
         self._targets: dict[str, _Target] = {}
         self._ssl: ssl.SSLContext | None = None
+        self._deadlines = Deadlines()
 
     async def close(self) -> None:
         self._pool.close()
+        self._deadlines.close()
 
     async def post(
         self,
@@ -111,7 +114,7 @@ class LeanClient:
         extra = b"".join(b"%s: %s\r\n" % (k.encode("ascii"), v.encode("ascii")) for k, v in headers) if headers else b""
         return await within_deadline(
             lambda fresh: self._exchange(target, key, body, secret, request_id, started, fresh, extra),
-            deadline_s, retry_connect)
+            deadline_s, retry_connect, self._deadlines)
 
     def _target(self, url: str) -> _Target:
         try:
@@ -179,7 +182,7 @@ class LeanClient:
             try:
                 async with asyncio.timeout(self._connect_s):
                     _, conn = await loop.create_connection(
-                        lambda: _Connection(self._pool, key, self._max_bytes),
+                        lambda: _Connection(self._pool, key, self._max_bytes, loop),
                         target.host, target.port, ssl=ssl_context,
                         server_hostname=target.host if target.tls else None,
                     )
@@ -354,8 +357,9 @@ class _Pool:
 class _Connection(asyncio.Protocol):
     """One keep-alive connection: one exchange at a time, answers parsed by llhttp."""
 
-    def __init__(self, pool: _Pool, key: _Key, max_bytes: int) -> None:
+    def __init__(self, pool: _Pool, key: _Key, max_bytes: int, loop: asyncio.AbstractEventLoop) -> None:
         self._pool = pool
+        self._loop = loop  # asyncio.get_running_loop() makes a getpid() system call on Python 3.11
         self.key = key
         self._max_bytes = max_bytes
         self._transport: asyncio.Transport | None = None
@@ -394,8 +398,7 @@ class _Connection(asyncio.Protocol):
         if self.closed or self._transport is None:
             raise NeverReceived("provider closed the connection before the request was sent")
         self.uses += 1
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[bytes] = loop.create_future()
+        waiter: asyncio.Future[bytes] = self._loop.create_future()
         self._waiter = waiter
         self._chunks = []
         self._size = self._received = self._status = 0

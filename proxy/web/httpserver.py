@@ -58,7 +58,7 @@ from ..errors import (
 from ..ids import new_request_id
 from ..observe.logs import get_logger
 from .budget import Budget
-from .middleware import problem_response
+from .middleware import bytes_out, problem_response
 from .state import HUB
 
 log = get_logger("apihub.access")
@@ -241,7 +241,7 @@ class HubRequestHandler(RequestHandler):
 
     async def finish_response(self, request: BaseRequest, resp: web.StreamResponse,
                               start_time: float | None) -> tuple[web.StreamResponse, bool]:
-        self._hold(resp.content_length or 0)
+        self._hold(bytes_out(resp))
         self._writing = True
         try:
             return await super().finish_response(request, resp, start_time)

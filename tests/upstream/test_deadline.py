@@ -10,6 +10,7 @@ import pytest
 from proxy.errors import ProviderTimeout, ProviderUnreachable
 from proxy.types import Answer
 from proxy.upstream.base import ConnectFailed, NeverReceived, within_deadline
+from proxy.upstream.deadlines import Deadlines
 
 
 async def _slow(fresh: bool) -> Answer:
@@ -19,7 +20,7 @@ async def _slow(fresh: bool) -> Answer:
 
 async def test_the_deadline_passing_is_a_provider_timeout() -> None:
     with pytest.raises(ProviderTimeout, match="within 50 ms"):
-        await within_deadline(_slow, 0.05, False)
+        await within_deadline(_slow, 0.05, False, Deadlines())
     task = asyncio.current_task()
     assert task is not None and task.cancelling() == 0  # nothing of ours left on the task
 
@@ -28,14 +29,14 @@ async def test_an_answer_in_time_cancels_the_timer() -> None:
     async def quick(fresh: bool) -> Answer:
         return Answer(b"ok", 1.0)
 
-    assert (await within_deadline(quick, 0.05, False)).body == b"ok"
+    assert (await within_deadline(quick, 0.05, False, Deadlines())).body == b"ok"
     await asyncio.sleep(0.1)  # the timer would have fired by now: nothing is cancelled
     task = asyncio.current_task()
     assert task is not None and task.cancelling() == 0
 
 
 async def test_another_cancellation_is_not_a_timeout() -> None:
-    call = asyncio.create_task(within_deadline(_slow, 5.0, False))
+    call = asyncio.create_task(within_deadline(_slow, 5.0, False, Deadlines()))
     await asyncio.sleep(0.01)
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -45,9 +46,10 @@ async def test_another_cancellation_is_not_a_timeout() -> None:
 async def test_a_cancellation_arriving_with_the_deadline_still_cancels() -> None:
     """Both at once (a shutdown cutting a call whose deadline passes in the
     same turn of the loop): the other canceller's request is not swallowed."""
-    call = asyncio.create_task(within_deadline(_slow, 0.0, False))
-    await asyncio.sleep(0)  # the call is waiting on its provider; its timer fires next turn
-    call.cancel()
+    deadlines = Deadlines(step_s=1.0)  # both land in one bucket, which fires in one turn
+    call = asyncio.create_task(within_deadline(_slow, 0.0, False, deadlines))
+    await asyncio.sleep(0)  # the call is waiting on its provider
+    deadlines.add(asyncio.get_running_loop(), 0.0, call.cancel)
     with pytest.raises(asyncio.CancelledError):
         await call
     assert call.cancelled()
@@ -62,7 +64,7 @@ async def test_one_retry_on_a_fresh_connection_when_never_received() -> None:
             raise NeverReceived("idle connection closed as it was reused")
         return Answer(b"ok", 1.0)
 
-    assert (await within_deadline(flaky, 1.0, False)).body == b"ok"
+    assert (await within_deadline(flaky, 1.0, False, Deadlines())).body == b"ok"
     assert tries == [False, True]
 
 
@@ -71,7 +73,7 @@ async def test_no_retry_of_a_non_idempotent_call_the_provider_may_have_seen() ->
         raise ConnectFailed("provider closed the connection before answering")
 
     with pytest.raises(ProviderUnreachable):
-        await within_deadline(closed, 1.0, False)
+        await within_deadline(closed, 1.0, False, Deadlines())
 
 
 async def test_a_swallowed_cancellation_of_ours_is_taken_back() -> None:
@@ -84,7 +86,7 @@ async def test_a_swallowed_cancellation_of_ours_is_taken_back() -> None:
             pass
         return Answer(b"late but whole", 0.0)
 
-    assert (await within_deadline(stubborn, 0.01, False)).body == b"late but whole"
+    assert (await within_deadline(stubborn, 0.01, False, Deadlines())).body == b"late but whole"
     task = asyncio.current_task()
     assert task is not None and task.cancelling() == 0
     await asyncio.sleep(0.01)  # and the task goes on, uncancelled

@@ -1,0 +1,91 @@
+"""The shared deadline timer: nothing fires early, everything due fires
+within a step, a withdrawn deadline never fires, and the timer is set again
+for a deadline shorter than the one it waits for."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+from proxy.upstream.deadlines import Deadlines
+
+
+async def _fired_at(deadlines: Deadlines, delays: list[float]) -> dict[int, float]:
+    """When each deadline fired, by its index (loop time since it was added)."""
+    loop = asyncio.get_running_loop()
+    fired: dict[int, float] = {}
+    added: dict[int, float] = {}
+    for index, delay in enumerate(delays):
+        added[index] = loop.time()
+        deadlines.add(loop, delay, lambda index=index: fired.__setitem__(index, loop.time() - added[index]))
+    await asyncio.sleep(max(delays) + 0.1)
+    return fired
+
+
+async def test_deadlines_fire_at_their_time_or_within_a_step_after_never_before() -> None:
+    deadlines = Deadlines(step_s=0.005)
+    delays = [random.uniform(0.0, 0.15) for _ in range(200)]
+    fired = await _fired_at(deadlines, delays)
+    assert sorted(fired) == list(range(len(delays)))
+    for index, delay in enumerate(delays):
+        assert delay <= fired[index] < delay + 0.05, (delay, fired[index])  # a step, and a loaded machine's lag
+    assert len(deadlines) == 0
+
+
+async def test_a_shorter_deadline_added_later_sets_the_timer_earlier() -> None:
+    deadlines = Deadlines(step_s=0.005)
+    loop = asyncio.get_running_loop()
+    order: list[str] = []
+    deadlines.add(loop, 5.0, lambda: order.append("long"))
+    deadlines.add(loop, 0.02, lambda: order.append("short"))
+    await asyncio.sleep(0.1)
+    assert order == ["short"]
+    assert len(deadlines) == 1
+    deadlines.close()
+
+
+async def test_a_withdrawn_deadline_never_fires_and_the_rest_still_do() -> None:
+    deadlines = Deadlines(step_s=0.005)
+    loop = asyncio.get_running_loop()
+    fired: list[int] = []
+    handles = []
+    for index in range(50):
+        def fire(index: int = index) -> None:
+            fired.append(index)
+        handles.append((deadlines.add(loop, 0.02, fire), fire))
+    for pending, fire in handles[::2]:
+        pending.discard(fire)  # every other one withdrawn
+    await asyncio.sleep(0.1)
+    assert sorted(fired) == list(range(1, 50, 2))
+
+
+async def test_a_bucket_emptied_by_withdrawals_does_not_stop_later_deadlines() -> None:
+    """The timer set for a bucket that emptied moves on to the next one."""
+    deadlines = Deadlines(step_s=0.005)
+    loop = asyncio.get_running_loop()
+    fired: list[str] = []
+
+    def early() -> None:
+        fired.append("early")
+
+    deadlines.add(loop, 0.01, early).discard(early)
+    deadlines.add(loop, 0.05, lambda: fired.append("late"))
+    await asyncio.sleep(0.03)
+    assert fired == []
+    await asyncio.sleep(0.1)
+    assert fired == ["late"]
+    # and the same bucket numbers are usable again once passed
+    deadlines.add(loop, 0.01, lambda: fired.append("again"))
+    await asyncio.sleep(0.05)
+    assert fired == ["late", "again"]
+
+
+async def test_close_stops_everything() -> None:
+    deadlines = Deadlines(step_s=0.005)
+    loop = asyncio.get_running_loop()
+    fired: list[int] = []
+    deadlines.add(loop, 0.01, lambda: fired.append(1))
+    deadlines.close()
+    await asyncio.sleep(0.05)
+    assert fired == []
+    assert len(deadlines) == 0
