@@ -30,7 +30,8 @@ class MicroStamps:
         second = int(ts)
         if second != self._second:
             self._second, self._stamp = second, utc_seconds(second)
-        return "%s.%06dZ" % (self._stamp, (ts - second) * 1_000_000)  # %d truncates, as int() does
+        # %d truncates as int() does, without the call: a third cheaper than the f-string
+        return "%s.%06dZ" % (self._stamp, (ts - second) * 1_000_000)  # noqa: UP031
 
 
 @functools.lru_cache(maxsize=2)
