@@ -18,6 +18,7 @@ from ..pipeline.fanout import fanout
 from ..pipeline.relay import Relay
 from ..registry import Registry
 from ..types import CallRecord
+from .answer import JSON, JsonAnswer
 from .middleware import RECORD
 from .state import HUB, Hub
 
@@ -27,7 +28,6 @@ if TYPE_CHECKING:  # aiohttp's header map (multidict comes with aiohttp)
 RELAY = web.AppKey("relay", Relay)
 # call or fanout: both answer the bytes the consumer gets.
 Pipeline = Callable[[Relay, Catalogue, Registry, Incoming, CallRecord], Awaitable[Reply]]
-JSON = "application/json"
 
 
 def incoming(request: web.Request, hub: Hub) -> Incoming:
@@ -90,7 +90,7 @@ async def read_body(request: web.Request, limit: int, timeout_s: float) -> bytes
 def _json(body: bytes) -> web.Response:
     if not body:  # an acknowledgement the catalogue leaves undescribed: an empty 200
         return web.Response()
-    return web.Response(body=body, content_type=JSON)
+    return JsonAnswer(body=body, content_type=JSON)
 
 
 def check_budget(hub: Hub) -> None:

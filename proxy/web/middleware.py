@@ -32,6 +32,7 @@ from ..observe.logs import get_logger
 from ..observe.metrics import Metrics
 from ..observe.tracing import Tracing
 from ..types import CallRecord
+from .answer import JsonAnswer
 from .state import InFlight
 
 error_log = get_logger("apihub.error")
@@ -90,12 +91,8 @@ def add_routes(app: web.Application, routes: Iterable[Route]) -> None:
 def problem_response(error: HubError, request_id: str) -> web.Response:
     """The one place a HubError becomes an HTTP answer."""
     headers = {"X-Request-Id": request_id, **error.headers}
-    return web.Response(
-        status=error.status,
-        body=orjson.dumps(error.problem(request_id)),
-        content_type=PROBLEM_JSON,
-        headers=headers,
-    )
+    return JsonAnswer(body=orjson.dumps(error.problem(request_id)), status=error.status,
+                      content_type=PROBLEM_JSON, headers=headers)
 
 
 def _from_http_exception(exc: web.HTTPException) -> HubError:
