@@ -8,7 +8,8 @@ always thrown away. Here deadlines are put in buckets of `STEP_S` and one
 timer is kept, set for the earliest bucket that still holds one: adding
 and withdrawing a deadline is a set insertion and removal.
 
-A deadline fires at its time or up to one step (5 ms) later, never before.
+A deadline fires at its time or up to one step and a millisecond (6 ms)
+later, never before (by the loop's clock).
 """
 
 from __future__ import annotations
@@ -19,6 +20,11 @@ import math
 from collections.abc import Callable
 
 STEP_S = 0.005
+# uvloop's clock counts whole milliseconds and truncates a timer's delay to
+# them, so a timer set for a bucket's time can fire just before it and be set
+# again at once, over and over until the clock turns: one millisecond more
+# makes its first firing the one that finds the bucket due.
+_CLOCK_S = 0.001
 
 Fire = Callable[[], None]
 
@@ -65,7 +71,7 @@ class Deadlines:
         if self._timer is not None:
             self._timer.cancel()
         self._armed = tick
-        self._timer = loop.call_at(tick * self._step, self._fire, loop)
+        self._timer = loop.call_at(tick * self._step + _CLOCK_S, self._fire, loop)
 
     def _fire(self, loop: asyncio.AbstractEventLoop) -> None:
         self._timer = None
