@@ -30,7 +30,7 @@ async def test_deadlines_fire_at_their_time_or_within_a_step_after_never_before(
     fired = await _fired_at(deadlines, delays)
     assert sorted(fired) == list(range(len(delays)))
     for index, delay in enumerate(delays):
-        assert delay <= fired[index] < delay + 0.05, (delay, fired[index])  # a step and a ms, and a loaded machine's lag
+        assert delay <= fired[index] < delay + 0.05, (delay, fired[index])  # a step, a ms, and a machine's lag
     assert len(deadlines) == 0
 
 
