@@ -25,7 +25,7 @@ $(BENCH_STAMP): $(STAMP) pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	touch $(BENCH_STAMP)
 
-# Full run < 10 min on 2 cores; BENCH_QUICK=1 for a ~1-minute smoke run.
+# Full run ~12 min on 2 cores (7 interleaved repeats); BENCH_QUICK=1 for a ~1-minute smoke run.
 # Uses wrk when installed (apt-get install wrk), else a built-in Python load generator.
 # Both provider clients against a fault-injecting provider; SOAK_SECONDS split between them.
 soak: $(BENCH_STAMP)

@@ -89,7 +89,7 @@ class Settings:
             return cls(quick=True, repeats=1, seconds=2, curve_fractions=(0.5,),
                        scale_actions=300, scale_apps=300, profile_seconds=3, unloaded_seconds=1)
         seconds = float(os.environ.get("BENCH_SECONDS", 4))
-        return cls(quick=False, repeats=int(os.environ.get("BENCH_REPEATS", 3)),
+        return cls(quick=False, repeats=int(os.environ.get("BENCH_REPEATS", 7)),
                    seconds=seconds, unloaded_seconds=seconds)
 
 
