@@ -34,7 +34,7 @@ log = get_logger("apihub.catalogue")
 
 # Bump when the checks in drafts.py change what they accept, or when the
 # trimming of fastjsonschema's code (fastcode.py) changes.
-CHECKS_VERSION = 6
+CHECKS_VERSION = 7
 
 
 class CodeCache:

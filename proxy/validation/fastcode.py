@@ -21,7 +21,10 @@ not need:
 - every object with `properties` copies its keys into a set and removes
   each known key from it, which only `additionalProperties` and
   `patternProperties` read afterwards. Where nothing else reads the set,
-  membership is asked of the object itself and the set is never made.
+  membership is asked of the object itself and the set is never made;
+  where `additionalProperties: false` alone reads it (`if keys: raise`),
+  that becomes one subset test against the known keys, made once, and the
+  set goes too.
 - a value whose type a `raise` just checked has it checked again before
   its other keywords (`if isinstance(v, str):` after `if not
   isinstance(v, str): raise`): the second check goes, its body stays, and
@@ -69,6 +72,7 @@ class _Trim(ast.NodeTransformer):
 
     def visit_FunctionDef(self, node: ast.FunctionDef) -> ast.AST:
         self.generic_visit(node)
+        _close_key_sets(node, self._frozenset)
         _drop_unread_key_sets(node)
         _drop_known_type_checks(node)
         loads = Counter(name.id for name in ast.walk(node)
@@ -162,7 +166,8 @@ def _keys_source(value: ast.expr) -> ast.Name | None:
     return None
 
 
-def _drop_unread_key_sets(function: ast.FunctionDef) -> None:
+def _key_sets(function: ast.FunctionDef) -> dict[str, ast.Name]:
+    """Each `s = set(X.keys())` of `function`: s -> X."""
     sources: dict[str, ast.Name] = {}
     twice: set[str] = set()
     for node in ast.walk(function):
@@ -173,10 +178,11 @@ def _drop_unread_key_sets(function: ast.FunctionDef) -> None:
                 twice.add(name)
             sources[name] = source
     # Assigned twice (fastjsonschema never does): kept, rather than reason about which one a use reads.
-    sources = {name: source for name, source in sources.items() if name not in twice}
-    if not sources:
-        return
-    # Which sets are read other than by `'k' in s` and `s.remove('k')`?
+    return {name: source for name, source in sources.items() if name not in twice}
+
+
+def _in_or_remove_uses(function: ast.FunctionDef) -> set[int]:
+    """The ids of the names read by `'k' in s` or `s.remove('k')`."""
     allowed: set[int] = set()
     for node in ast.walk(function):
         if (isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], ast.In)
@@ -185,12 +191,101 @@ def _drop_unread_key_sets(function: ast.FunctionDef) -> None:
         elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "remove"
               and isinstance(node.func.value, ast.Name)):
             allowed.add(id(node.func.value))
+    return allowed
+
+
+def _drop_unread_key_sets(function: ast.FunctionDef) -> None:
+    sources = _key_sets(function)
+    if not sources:
+        return
+    # Which sets are read other than by `'k' in s` and `s.remove('k')`?
+    allowed = _in_or_remove_uses(function)
     read_otherwise = {node.id for node in ast.walk(function)
                       if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in sources
                       and id(node) not in allowed}
     unread = {name: source for name, source in sources.items() if name not in read_otherwise}
     if unread:
         _Unset(unread).visit(function)
+
+
+def _close_key_sets(function: ast.FunctionDef, constant: Callable[[str, list[ast.expr]], ast.Name]) -> None:
+    """`additionalProperties: false` beside `properties`: fastjsonschema makes
+    the object's key set, removes each known key present, then raises if any
+    key is left. In one block, that is: s = set(X.keys()); if 'k' in s:
+    s.remove('k') ... (for each known k); if s: raise. Any key is left
+    exactly when X has a key outside the known ones, so the raise becomes one
+    subset test where s is made (`if not X.keys() <= KNOWN: raise`), and s,
+    read by nothing else any more, goes with the unread sets. A set used in
+    any other way, or its removes placed otherwise, is left as it is."""
+    sources = _key_sets(function)
+    if not sources:
+        return
+    allowed = _in_or_remove_uses(function)
+    blocks = [block for node in ast.walk(function) for field in ("body", "orelse")
+              if isinstance(block := getattr(node, field, None), list) and block and isinstance(block[0], ast.stmt)]
+    removes: Counter[str] = Counter(
+        node.func.value.id for node in ast.walk(function)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "remove"
+        and isinstance(node.func.value, ast.Name))
+    for name, source in sources.items():
+        shape = _closing_shape(name, blocks, removes[name])
+        if shape is None:
+            continue
+        block, made, final, known = shape
+        tests = {id(final.test)}
+        if any(isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id == name
+               and id(node) not in allowed and id(node) not in tests for node in ast.walk(function)):
+            continue
+        subset = ast.If(
+            ast.UnaryOp(ast.Not(), ast.Compare(
+                ast.Call(ast.Attribute(ast.Name(source.id, ast.Load()), "keys", ast.Load()), [], []),
+                [ast.LtE()], [constant("_KNOWN_", [ast.Constant(k) for k in sorted(known)])])),
+            [final.body[0]], [])
+        at = next(i for i, stmt in enumerate(block) if stmt is made)
+        block[at:at] = [subset]
+        block.remove(final)
+
+
+def _closing_shape(name: str, blocks: list[list[ast.stmt]], removes: int
+                   ) -> tuple[list[ast.stmt], ast.stmt, ast.If, set[str]] | None:
+    """(block, `s = set(X.keys())`, `if s: raise`, the known keys) when each
+    of the `removes` removes of s is `if 'k' in s: s.remove('k') ...`
+    between the two, in the block that makes s; else None."""
+    for block in blocks:
+        made = next((stmt for stmt in block if isinstance(stmt, ast.Assign) and isinstance(stmt.targets[0], ast.Name)
+                     and stmt.targets[0].id == name), None)
+        if made is None:
+            continue
+        known: set[str] = set()
+        guarded = 0
+        for stmt in block[block.index(made) + 1:]:
+            if (isinstance(stmt, ast.If) and not stmt.orelse and isinstance(stmt.test, ast.Name)
+                    and stmt.test.id == name and len(stmt.body) == 1 and isinstance(stmt.body[0], ast.Raise)):
+                return (block, made, stmt, known) if guarded == removes else None
+            key = _guarded_remove(stmt, name)
+            if key is not None:
+                known.add(key)
+                guarded += 1
+        return None
+    return None
+
+
+def _guarded_remove(stmt: ast.stmt, name: str) -> str | None:
+    """k for `if 'k' in s: s.remove('k'); ...` (no else), else None."""
+    if not (isinstance(stmt, ast.If) and not stmt.orelse and isinstance(stmt.test, ast.Compare)
+            and len(stmt.test.ops) == 1 and isinstance(stmt.test.ops[0], ast.In)
+            and isinstance(stmt.test.left, ast.Constant) and isinstance(stmt.test.left.value, str)
+            and isinstance(stmt.test.comparators[0], ast.Name) and stmt.test.comparators[0].id == name):
+        return None
+    first = stmt.body[0]
+    key = stmt.test.left.value
+    if (isinstance(first, ast.Expr) and isinstance(first.value, ast.Call)
+            and isinstance(first.value.func, ast.Attribute) and first.value.func.attr == "remove"
+            and isinstance(first.value.func.value, ast.Name) and first.value.func.value.id == name
+            and len(first.value.args) == 1 and isinstance(first.value.args[0], ast.Constant)
+            and first.value.args[0].value == key):
+        return key
+    return None
 
 
 class _Unset(ast.NodeTransformer):

@@ -4,10 +4,13 @@ builds no message paths on the success path."""
 from __future__ import annotations
 
 import ast
+import re
 from typing import Any
 
 import fastjsonschema
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from proxy.validation.fastcode import _Trim, compile_trimmed
 
@@ -240,3 +243,125 @@ def test_a_key_check_after_the_object_changed_is_kept() -> None:
     assert namespace["validate"]({"k": 1}) == "kept the check"
     trimmed = _trimmed_source(REASKED)
     assert "v.keys() >= _REQUIRED_" in trimmed and "if 'k' in v" in trimmed
+
+
+CLOSED_SCHEMA: dict[str, Any] = {
+    "type": "object", "required": ["entity"], "additionalProperties": False,
+    "properties": {
+        "entity": {"type": "object", "required": ["id"], "additionalProperties": False,
+                   "properties": {"id": {"type": "string"}, "kind": {"enum": ["a", "b"]}}},
+        "rows": {"type": "array", "items": {"type": "object", "additionalProperties": False,
+                                            "properties": {"n": {"type": "integer"}}}},
+        "open": {"type": "object", "properties": {"x": {}}},
+    },
+}
+CLOSED_INSTANCES: list[Any] = [
+    {"entity": {"id": "1"}}, {"entity": {"id": "1", "kind": "a"}}, {"entity": {"id": "1", "kind": "c"}},
+    {"entity": {"id": "1", "extra": 1}}, {"entity": {"id": "1"}, "extra": 1}, {"entity": {}},
+    {"entity": {"id": "1"}, "rows": [{"n": 1}, {}]}, {"entity": {"id": "1"}, "rows": [{"n": 1, "m": 2}]},
+    {"entity": {"id": "1"}, "rows": [{"n": "1"}]}, {"entity": {"id": "1"}, "open": {"x": 1, "y": 2}},
+    {"entity": {"id": "1"}, "rows": [], "open": {}}, {"rows": []}, {}, [],
+]
+
+
+def test_closed_objects_are_one_subset_test_with_the_same_verdicts() -> None:
+    source = _same_verdicts(CLOSED_SCHEMA, CLOSED_INSTANCES)
+    assert source.count(".keys() <= _KNOWN_") == 3  # the root, entity and each row
+    assert not re.search(r"\bset\(", source) and ".remove(" not in source
+    assert "if 'entity' in data" not in source and "if 'id' in" not in source  # required: not asked again
+
+
+UNUSUAL_KEY_SETS = '''
+class E(Exception):
+    pass
+
+def closed(v):
+    s = set(v.keys())
+    if 'a' in s:
+        s.remove('a')
+    if s:
+        raise E("")
+    return "ok"
+
+def unguarded(v):
+    s = set(v.keys())
+    if 'a' in v:
+        s.remove('a')
+    if s:
+        raise E("")
+    return "ok"
+
+def elsewhere(v, flag):
+    s = set(v.keys())
+    if flag:
+        if 'a' in s:
+            s.remove('a')
+    if s:
+        raise E("")
+    return "ok"
+
+def reread(v):
+    s = set(v.keys())
+    if 'a' in s:
+        s.remove('a')
+    n = len(s)
+    if s:
+        raise E("")
+    return n
+'''
+
+
+def test_a_key_set_closed_otherwise_than_fastjsonschema_does_is_kept() -> None:
+    """Only the exact shape becomes a subset test: a remove guarded by
+    another test, a remove in a nested block, or another reading of the set
+    keeps the set."""
+    trimmed = _trimmed_source(UNUSUAL_KEY_SETS)
+    assert trimmed.count("<= _KNOWN_") == 1  # `closed` alone
+    namespace: dict[str, Any] = {}
+    exec(compile_trimmed(UNUSUAL_KEY_SETS), namespace)  # noqa: S102
+    assert namespace["closed"]({"a": 1}) == "ok"
+    with pytest.raises(namespace["E"]):
+        namespace["closed"]({"a": 1, "b": 2})
+    assert namespace["elsewhere"]({"a": 1}, True) == "ok"
+    with pytest.raises(namespace["E"]):
+        namespace["elsewhere"]({"a": 1}, False)
+    assert namespace["reread"]({"a": 1}) == 0
+
+
+_NAMES = st.sampled_from(["a", "b", "c", "x1", "x2"])
+_LEAF = st.sampled_from([{}, {"type": "integer"}, {"type": "string"}, {"enum": ["a", 1]}, False, True])
+
+
+@st.composite
+def _object_schemas(draw: st.DrawFn, depth: int = 0) -> dict[str, Any]:
+    inner = _object_schemas(depth + 1) if depth < 2 else _LEAF
+    schema: dict[str, Any] = {"type": "object"}
+    if draw(st.booleans()):
+        schema["properties"] = draw(st.dictionaries(_NAMES, st.one_of(_LEAF, inner), max_size=4))
+    if draw(st.booleans()):
+        schema["required"] = sorted(draw(st.sets(_NAMES, max_size=3)))
+    choice = draw(st.integers(0, 3))
+    if choice == 1:
+        schema["additionalProperties"] = False
+    elif choice == 2:
+        schema["additionalProperties"] = draw(_LEAF)
+    if draw(st.integers(0, 4)) == 0:
+        schema["patternProperties"] = {"^x": draw(_LEAF)}
+    return schema
+
+
+_VALUES = st.recursive(st.one_of(st.integers(-3, 3), st.sampled_from(["a", "", "x"]), st.none(), st.booleans()),
+                       lambda inner: st.dictionaries(_NAMES, inner, max_size=4), max_leaves=8)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_object_schemas(), st.lists(st.dictionaries(_NAMES, _VALUES, max_size=5), min_size=1, max_size=12))
+def test_object_keywords_decide_as_untrimmed(schema: dict[str, Any], instances: list[Any]) -> None:
+    """properties, required, additionalProperties (false, a schema) and
+    patternProperties, nested: the trimmed code's verdicts are fastjsonschema's."""
+    try:
+        untrimmed, trimmed = _both(schema)
+    except fastjsonschema.JsonSchemaDefinitionException:  # e.g. a required key additionalProperties forbids
+        assume(False)
+    for instance in instances:
+        assert _verdict(trimmed, instance) == _verdict(untrimmed, instance), (schema, instance)
