@@ -4,12 +4,14 @@ A timer of the event loop's own per call (call_later, then cancel) costs
 about 5,600 instructions under uvloop: a libuv timer allocated, started,
 stopped and closed, and the close handled on a later turn of the loop.
 Nearly every call ends long before its deadline, so that work is almost
-always thrown away. Here deadlines are put in buckets of `STEP_S` and one
+always thrown away. Here deadlines are put in buckets of `step_ms` and one
 timer is kept, set for the earliest bucket that still holds one: adding
 and withdrawing a deadline is a set insertion and removal.
 
-A deadline fires at its time or up to one step and a millisecond (6 ms)
-later, never before (by the loop's clock).
+A deadline fires at its time or later, never before: up to one step
+later, plus the loop's own timer granularity (uvloop's clock counts whole
+milliseconds) and whatever keeps the loop busy; about 6 ms at most on an
+idle loop.
 """
 
 from __future__ import annotations
@@ -17,35 +19,40 @@ from __future__ import annotations
 import asyncio
 import heapq
 import math
+import time
 from collections.abc import Callable
 
-STEP_S = 0.005
-# uvloop's clock counts whole milliseconds and truncates a timer's delay to
-# them, so a timer set for a bucket's time can fire just before it and be set
-# again at once, over and over until the clock turns: one millisecond more
-# makes its first firing the one that finds the bucket due.
-_CLOCK_S = 0.001
+STEP_MS = 5
 
 Fire = Callable[[], None]
 
 
 class Deadlines:
     """`add` a callback to fire after a delay; `discard` it from the set
-    `add` returned to withdraw it. One instance serves one event loop."""
+    `add` returned to withdraw it. Serves one event loop at a time: added
+    from another loop (a test's next loop), it starts afresh there."""
 
-    __slots__ = ("_armed", "_due", "_step", "_ticks", "_timer")
+    __slots__ = ("_armed", "_due", "_loop", "_step_ms", "_ticks", "_timer")
 
-    def __init__(self, step_s: float = STEP_S) -> None:
-        self._step = step_s
+    def __init__(self, step_ms: int = STEP_MS) -> None:
+        self._step_ms = step_ms
         self._due: dict[int, set[Fire]] = {}  # bucket number → what fires then
         self._ticks: list[int] = []  # heap of the bucket numbers in _due
         self._timer: asyncio.TimerHandle | None = None
         self._armed = 0  # the bucket the timer is set for
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def add(self, loop: asyncio.AbstractEventLoop, delay_s: float, fire: Fire) -> set[Fire]:
         """`fire` is called once `delay_s` has passed, unless it is discarded
         first from the set returned."""
-        tick = math.ceil((loop.time() + delay_s) / self._step)
+        if loop is not self._loop:
+            self.close()  # what a closed loop had pending can never fire
+            self._loop = loop
+        # uvloop's clock is read once per turn of the loop and in whole
+        # milliseconds: counted from it, a deadline could end early by the
+        # wall clock. time.monotonic() is the clock it lags.
+        now = max(loop.time(), time.monotonic())
+        tick = math.ceil((now + delay_s) * 1000 / self._step_ms)
         bucket = self._due.get(tick)
         if bucket is None:
             bucket = self._due[tick] = set()
@@ -60,7 +67,8 @@ class Deadlines:
         return sum(map(len, self._due.values()))
 
     def close(self) -> None:
-        """Stop the timer; nothing pending fires any more."""
+        """Stop the timer; nothing pending fires any more (the clients close
+        it last, at the app's cleanup, once no call is in flight)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -71,16 +79,21 @@ class Deadlines:
         if self._timer is not None:
             self._timer.cancel()
         self._armed = tick
-        self._timer = loop.call_at(tick * self._step + _CLOCK_S, self._fire, loop)
+        self._timer = loop.call_at(tick * self._step_ms / 1000, self._fire, loop)
 
     def _fire(self, loop: asyncio.AbstractEventLoop) -> None:
         self._timer = None
-        now = loop.time()
-        ticks, due = self._ticks, self._due
+        # Compared in whole milliseconds: uvloop's clock is whole milliseconds
+        # as a float, and `tick * step / 1000 <= now` was false at the very
+        # millisecond for some ticks, so the timer was set again at once, and
+        # again, until the clock turned. (The tolerance is far below a
+        # millisecond: on a finer clock nothing fires early by more.)
+        now_ms = math.floor(loop.time() * 1000 + 1e-6)
+        step, ticks, due = self._step_ms, self._ticks, self._due
         while ticks:
             tick = ticks[0]
             bucket = due[tick]
-            passed = tick * self._step <= now
+            passed = tick * step <= now_ms
             if bucket and not passed:
                 self._arm(loop, tick)  # the earliest deadline still pending
                 return

@@ -46,7 +46,7 @@ async def test_another_cancellation_is_not_a_timeout() -> None:
 async def test_a_cancellation_arriving_with_the_deadline_still_cancels() -> None:
     """Both at once (a shutdown cutting a call whose deadline passes in the
     same turn of the loop): the other canceller's request is not swallowed."""
-    deadlines = Deadlines(step_s=1.0)  # both land in one bucket, which fires in one turn
+    deadlines = Deadlines(step_ms=1000)  # both land in one bucket, which fires in one turn
     call = asyncio.create_task(within_deadline(_slow, 0.0, False, deadlines))
     await asyncio.sleep(0)  # the call is waiting on its provider
     deadlines.add(asyncio.get_running_loop(), 0.0, call.cancel)
