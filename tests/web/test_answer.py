@@ -28,13 +28,15 @@ CASES: dict[str, dict[str, Any]] = {
     "injected": {"headers": {"X-Bad": "a\r\nSet-Cookie: x=1"}},
     "tab": {"headers": {"X-Tab": "a\tb"}},
     "unicode": {"headers": {"X-Name": "café"}},
+    "untyped": {"content_type": None},
 }
 
 
 def _answer(kind: str, size: str, cls: Callable[..., web.Response]) -> web.Response:
     case = CASES[kind]
     response = cls(body=BODIES[size], status=case.get("status", 200),
-                   content_type=case.get("content_type", "application/json"), headers=case.get("headers"))
+                   content_type=case.get("content_type", "application/json") if "content_type" in case
+                   else "application/json", headers=case.get("headers"))
     if case.get("close"):
         response.force_close()
     response.headers["X-After"] = "set by a middleware"
@@ -128,7 +130,7 @@ async def test_the_same_bytes_as_aiohttp_s_response(port: int, request_kind: str
 
 @pytest.mark.parametrize(("request_kind", "kind", "lean"), [
     ("post-1.1", "plain", True), ("get-1.1", "problem", True), ("put-1.1-close", "closing", True),
-    ("post-1.1", "unicode", True), ("head-1.1", "plain", False), ("post-1.0", "plain", False),
+    ("post-1.1", "unicode", True), ("post-1.1", "untyped", True), ("head-1.1", "plain", False), ("post-1.0", "plain", False),
     ("post-1.1", "no-content", False), ("post-1.1", "tab", False), ("post-1.1", "injected", False),
 ])
 async def test_which_answers_take_the_lean_path(port: int, request_kind: str, kind: str, lean: bool) -> None:
@@ -160,3 +162,25 @@ async def test_keep_alive_serves_the_next_request_on_the_same_connection(port: i
     one = REQUESTS["post-1.1"].format(path="/lean/plain/small")
     raw, closed = await _exchange(port, one + one)
     assert raw.count(b"HTTP/1.1 200 OK\r\n") == 2 and not closed
+
+
+async def test_an_answer_before_any_route_matched() -> None:
+    """An error answered before routing (HubRequestHandler.handle_error)
+    has no match info: the answer is still written, as aiohttp would."""
+    @web.middleware
+    async def unrouted(request: web.Request, handler: Any) -> web.StreamResponse:
+        which = request.path.split("/")[1]
+        request._match_info = None  # as before routing (and not the copy aiohttp caches on first reading)
+        request._cache.pop("match_info", None)
+        cls = JsonAnswer if which == "lean" else web.Response
+        ANSWERED.append(cls(body=BODIES["small"], status=500, content_type="application/problem+json"))
+        return ANSWERED[-1]
+
+    app = _app()
+    app.middlewares.append(unrouted)
+    async for port in _serve(app):
+        (lean, _), (stock, _) = await asyncio.gather(
+            _exchange(port, REQUESTS["post-1.1"].format(path="/lean/plain/small")),
+            _exchange(port, REQUESTS["post-1.1"].format(path="/stock/plain/small")))
+        assert lean.startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
+        assert _normal(lean) == _normal(stock)
