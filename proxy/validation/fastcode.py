@@ -45,7 +45,7 @@ from __future__ import annotations
 import ast
 import types
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 _STR = ast.dump(ast.Name("str", ast.Load()))
 
@@ -181,9 +181,11 @@ def _key_sets(function: ast.FunctionDef) -> dict[str, ast.Name]:
     return {name: source for name, source in sources.items() if name not in twice}
 
 
-def _in_or_remove_uses(function: ast.FunctionDef) -> set[int]:
-    """The ids of the names read by `'k' in s` or `s.remove('k')`."""
+def _in_or_remove_uses(function: ast.FunctionDef) -> tuple[set[int], Counter[str]]:
+    """The ids of the names read by `'k' in s` or `s.remove(...)`, and how
+    many removes each name has."""
     allowed: set[int] = set()
+    removes: Counter[str] = Counter()
     for node in ast.walk(function):
         if (isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], ast.In)
                 and isinstance(node.left, ast.Constant) and isinstance(node.comparators[0], ast.Name)):
@@ -191,7 +193,8 @@ def _in_or_remove_uses(function: ast.FunctionDef) -> set[int]:
         elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "remove"
               and isinstance(node.func.value, ast.Name)):
             allowed.add(id(node.func.value))
-    return allowed
+            removes[node.func.value.id] += 1
+    return allowed, removes
 
 
 def _drop_unread_key_sets(function: ast.FunctionDef) -> None:
@@ -199,7 +202,7 @@ def _drop_unread_key_sets(function: ast.FunctionDef) -> None:
     if not sources:
         return
     # Which sets are read other than by `'k' in s` and `s.remove('k')`?
-    allowed = _in_or_remove_uses(function)
+    allowed, _ = _in_or_remove_uses(function)
     read_otherwise = {node.id for node in ast.walk(function)
                       if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in sources
                       and id(node) not in allowed}
@@ -220,13 +223,8 @@ def _close_key_sets(function: ast.FunctionDef, constant: Callable[[str, list[ast
     sources = _key_sets(function)
     if not sources:
         return
-    allowed = _in_or_remove_uses(function)
-    blocks = [block for node in ast.walk(function) for field in ("body", "orelse")
-              if isinstance(block := getattr(node, field, None), list) and block and isinstance(block[0], ast.stmt)]
-    removes: Counter[str] = Counter(
-        node.func.value.id for node in ast.walk(function)
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "remove"
-        and isinstance(node.func.value, ast.Name))
+    allowed, removes = _in_or_remove_uses(function)
+    blocks = list(_blocks(function))
     for name, source in sources.items():
         shape = _closing_shape(name, blocks, removes[name])
         if shape is None:
@@ -351,13 +349,19 @@ def _drop_known_type_checks(function: ast.FunctionDef) -> None:
     _rewrite_blocks(function, lambda block: _without_known_checks(block, assigned))
 
 
-def _rewrite_blocks(function: ast.FunctionDef, rewrite: Callable[[list[ast.stmt]], list[ast.stmt]]) -> None:
-    """Every statement block of `function` (bodies and elses) replaced by `rewrite(block)`."""
+def _blocks(function: ast.FunctionDef) -> Iterator[list[ast.stmt]]:
+    """Every statement block of `function`: bodies and elses, outer first."""
     for node in ast.walk(function):
         for field in ("body", "orelse"):
             block = getattr(node, field, None)
             if isinstance(block, list) and block and isinstance(block[0], ast.stmt):
-                block[:] = rewrite(block)
+                yield block
+
+
+def _rewrite_blocks(function: ast.FunctionDef, rewrite: Callable[[list[ast.stmt]], list[ast.stmt]]) -> None:
+    """Every statement block of `function` replaced by `rewrite(block)`."""
+    for block in _blocks(function):
+        block[:] = rewrite(block)
 
 
 def _without_known_checks(block: list[ast.stmt], assigned: dict[int, set[str]]) -> list[ast.stmt]:
