@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from proxy.clock import MicroStamps, rfc3339
 
 
 def _reference(ts: float) -> str:
-    whole = datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{whole}.{int((ts - int(ts)) * 1_000_000):06d}Z"
+    """The float's exact value, truncated to the microsecond (Decimal holds it exactly)."""
+    exact = Decimal(ts)
+    whole = int(exact)
+    micro = int((exact - whole) * 1_000_000)
+    return datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{micro:06d}Z"
 
 
 def test_micro_stamps_match_datetime_across_seconds_and_back_in_time() -> None:
