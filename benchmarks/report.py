@@ -450,8 +450,11 @@ def _scale(add: Any, run: Run, sc: dict[str, Any]) -> None:
         b = run.median("scale", "small", labels[1], "cpu_ms_per_call")
         add("")
         spread = [x.cpu_ms_per_call for x in run.samples if x.phase == "scale" and x.target == labels[0]]
-        add(f"Per-call CPU at {labels[1]} actions is {b / a if a else float('nan'):.2f} × that at {labels[0]} "
-            f"(the {labels[0]}-action hub's own runs ranged {min(spread):.3f}–{max(spread):.3f} s / 1,000 calls). "
+        pairs = _paired(run, "scale", "small", labels[1], labels[0], "cpu_ms_per_call")
+        add(f"Per-call CPU at {labels[1]} actions is **{_median(pairs):.2f}** × that at {labels[0]} (the median "
+            f"of the repeats' ratios: {', '.join(f'{p:.2f}' for p in pairs)}; the ratio of the medians is "
+            f"{b / a if a else float('nan'):.2f}; the {labels[0]}-action hub's own runs ranged "
+            f"{min(spread):.3f}–{max(spread):.3f} s / 1,000 calls). "
             "The call path does one dict lookup for the action and one for each app, whatever the "
             "catalogue's size; what grows is start-up (every schema checked at load, its code generated on "
             "first use) and memory. What is left comes from that memory: a larger heap makes cache misses "
