@@ -48,9 +48,9 @@ class Deadlines:
         if loop is not self._loop:
             self.close()  # what a closed loop had pending can never fire
             self._loop = loop
-        # uvloop's clock is read once per turn of the loop and in whole
-        # milliseconds: counted from it, a deadline could end early by the
-        # wall clock. time.monotonic() is the clock it lags.
+        # uvloop's clock is in whole milliseconds, rounded down: counted from
+        # it, a deadline could end up to a millisecond early by the wall
+        # clock. time.monotonic() is the clock it lags.
         now = max(loop.time(), time.monotonic())
         tick = math.ceil((now + delay_s) * 1000 / self._step_ms)
         bucket = self._due.get(tick)
@@ -83,17 +83,18 @@ class Deadlines:
 
     def _fire(self, loop: asyncio.AbstractEventLoop) -> None:
         self._timer = None
-        # Compared in whole milliseconds: uvloop's clock is whole milliseconds
-        # as a float, and `tick * step / 1000 <= now` was false at the very
-        # millisecond for some ticks, so the timer was set again at once, and
-        # again, until the clock turned. (The tolerance is far below a
-        # millisecond: on a finer clock nothing fires early by more.)
-        now_ms = math.floor(loop.time() * 1000 + 1e-6)
+        # Compared as the timer was set: uvloop's clock is whole milliseconds
+        # divided by 1000, so at the bucket's very millisecond both sides are
+        # the same float. Any other form of the comparison (0.005 * tick, or
+        # loop.time() * 1000) is off by a rounding for some ticks, the bucket
+        # is "not yet due" when its timer fires, and the timer is set again
+        # at once, and again, until the clock turns.
+        now = loop.time()
         step, ticks, due = self._step_ms, self._ticks, self._due
         while ticks:
             tick = ticks[0]
             bucket = due[tick]
-            passed = tick * step <= now_ms
+            passed = tick * step / 1000 <= now
             if bucket and not passed:
                 self._arm(loop, tick)  # the earliest deadline still pending
                 return

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from typing import Any
 
 import pytest
 
@@ -156,3 +157,61 @@ def test_a_client_used_from_a_second_loop_still_times_out() -> None:
 
     asyncio.run(first())
     assert asyncio.run(second()) == [1]
+
+
+class _Handle:
+    def __init__(self, callback: Any, args: tuple[Any, ...]) -> None:
+        self.callback, self.args, self.cancelled = callback, args, False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class _MillisecondLoop:
+    """uvloop's timer semantics, with a clock the test holds still: time()
+    is whole milliseconds / 1000, and call_at rounds the delay to whole
+    milliseconds, running a delay of 0 on the next turn (call_soon)."""
+
+    def __init__(self, now_ms: int) -> None:
+        self.now_ms = now_ms
+        self.soon: list[_Handle] = []
+        self.timers: list[tuple[int, _Handle]] = []
+
+    def time(self) -> float:
+        return self.now_ms / 1000
+
+    def call_at(self, when: float, callback: Any, *args: Any) -> _Handle:
+        delay_ms = round((when - self.time()) * 1000)
+        handle = _Handle(callback, args)
+        if delay_ms <= 0:
+            self.soon.append(handle)
+        else:
+            self.timers.append((self.now_ms + delay_ms, handle))
+        return handle
+
+
+@pytest.mark.parametrize("uptime_ms", [3_600_000, 100 * 86_400_000, 2**25 * 1000 + 3_600_000, 10**13])
+def test_a_bucket_is_due_at_its_very_millisecond_whatever_the_uptime(uptime_ms: int) -> None:
+    """Past 2**25 s of uptime, loop.time() * 1000 falls short of the whole
+    millisecond by more than any small tolerance for about a quarter of the
+    buckets: compared that way, a bucket was "not yet due" when its timer
+    fired, and the timer ran again and again within that millisecond.
+    Compared as the timer was set, each is due at once."""
+    start = max(uptime_ms, int(time.monotonic() * 1000) + 1)  # the hub counts from the later clock
+    for offset in range(0, 2_000, 3):  # hundreds of buckets
+        loop = _MillisecondLoop(start + offset)
+        deadlines = Deadlines()
+        fired: list[int] = []
+        deadlines.add(loop, 0.030, lambda: fired.append(loop.now_ms))  # type: ignore[arg-type]
+        ((due_ms, handle),) = loop.timers
+        loop.now_ms = due_ms  # libuv runs the timer at its very millisecond; the clock holds still
+        turns = 0
+        pending = [handle]
+        while pending and turns < 100:
+            current = pending.pop(0)
+            if not current.cancelled:
+                current.callback(*current.args)
+                turns += 1
+            pending += loop.soon
+            loop.soon.clear()
+        assert fired == [due_ms] and turns == 1, (start + offset, turns)
