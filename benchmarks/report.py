@@ -58,8 +58,12 @@ def _samples(run: Run, phase: str, scenario: str, target: str) -> list[Sample]:
     return [s for s in run.samples if s.phase == phase and s.scenario == scenario and s.target == target]
 
 
+def _ratio(x: float, y: float) -> float:
+    return x / y if y else float("nan")
+
+
 def _paired(run: Run, phase: str, scenario: str, a: str, b: str, key: str,
-            combine: Any = lambda x, y: x / y) -> list[float]:
+            combine: Any = _ratio) -> list[float]:
     """`combine(a's figure, b's figure)` in each repeat, in order: the runs of
     one repeat are side by side in time, so each pair saw the same machine
     (the medians of a and b alone can come from different minutes)."""
@@ -67,7 +71,8 @@ def _paired(run: Run, phase: str, scenario: str, a: str, b: str, key: str,
     for x in run.samples:
         if x.phase == phase and x.scenario == scenario and x.target in (a, b):
             by_repeat.setdefault(x.repeat, {})[x.target] = getattr(x, key)
-    return [combine(r[a], r[b]) for _, r in sorted(by_repeat.items()) if a in r and b in r and r[b]]
+    pairs = [combine(r[a], r[b]) for _, r in sorted(by_repeat.items()) if a in r and b in r]
+    return [p for p in pairs if p == p]  # not NaN (a ratio to a run that made no calls)
 
 
 def _median(values: list[float]) -> float:

@@ -49,7 +49,8 @@ class JsonAnswer(web.Response):
         headers = self._headers
         fields = [f"{name}: {value}" for name, value in headers.items()]
         # Control characters (CR, LF: header injection) take aiohttp's path, which refuses them.
-        if not " ".join(fields).isprintable() or "Content-Length" in headers or "Transfer-Encoding" in headers:
+        if not (" ".join(fields) + self._reason).isprintable() or "Content-Length" in headers \
+                or "Transfer-Encoding" in headers:
             return await super().prepare(request)
         self._must_be_empty_body = False
         keep_alive = self._keep_alive
