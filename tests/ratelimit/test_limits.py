@@ -118,7 +118,9 @@ async def test_fanout_counts_once_for_the_consumer_and_per_provider(make_hub: Hu
 
 
 async def test_admin_usage_and_healthz(make_hub: HubFactory, provider: Provider, aiohttp_client: Any) -> None:
-    hub = await make_hub(apps=[provider_manifest("provider-app", provider.url, maxRate="10/s"),
+    # Per minute, not per second: at 10/s one call's use is gone 100 ms later, which a loaded
+    # machine can take between the call and the usage query (CI once read 0 there).
+    hub = await make_hub(apps=[provider_manifest("provider-app", provider.url, maxRate="10/min"),
                                limited_consumer({"*": {"rate": "5/min", "quota": "100/day"}})],
                          admin={"token_sha256": hashlib.sha256(b"adm").hexdigest()})
     await hub.post(CALL, json=BODY, headers=call_headers())
