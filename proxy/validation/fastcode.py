@@ -197,16 +197,24 @@ def _in_or_remove_uses(function: ast.FunctionDef) -> tuple[set[int], Counter[str
     return allowed, removes
 
 
+def _other_reads(function: ast.FunctionDef, names: dict[str, ast.Name], allowed: set[int]) -> dict[str, set[int]]:
+    """For each of `names`, the ids of its reads other than by `'k' in s`
+    and `s.remove('k')` (the `allowed` ones)."""
+    reads: dict[str, set[int]] = {name: set() for name in names}
+    for node in ast.walk(function):
+        if (isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in reads
+                and id(node) not in allowed):
+            reads[node.id].add(id(node))
+    return reads
+
+
 def _drop_unread_key_sets(function: ast.FunctionDef) -> None:
     sources = _key_sets(function)
     if not sources:
         return
-    # Which sets are read other than by `'k' in s` and `s.remove('k')`?
     allowed, _ = _in_or_remove_uses(function)
-    read_otherwise = {node.id for node in ast.walk(function)
-                      if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id in sources
-                      and id(node) not in allowed}
-    unread = {name: source for name, source in sources.items() if name not in read_otherwise}
+    reads = _other_reads(function, sources, allowed)
+    unread = {name: source for name, source in sources.items() if not reads[name]}
     if unread:
         _Unset(unread).visit(function)
 
@@ -224,15 +232,14 @@ def _close_key_sets(function: ast.FunctionDef, constant: Callable[[str, list[ast
     if not sources:
         return
     allowed, removes = _in_or_remove_uses(function)
+    reads = _other_reads(function, sources, allowed)
     blocks = list(_blocks(function))
     for name, source in sources.items():
         shape = _closing_shape(name, blocks, removes[name])
         if shape is None:
             continue
         block, made, final, known = shape
-        tests = {id(final.test)}
-        if any(isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id == name
-               and id(node) not in allowed and id(node) not in tests for node in ast.walk(function)):
+        if reads[name] != {id(final.test)}:  # read otherwise too: kept
             continue
         subset = ast.If(
             ast.UnaryOp(ast.Not(), ast.Compare(
@@ -270,13 +277,11 @@ def _closing_shape(name: str, blocks: list[list[ast.stmt]], removes: int
 
 def _guarded_remove(stmt: ast.stmt, name: str) -> str | None:
     """k for `if 'k' in s: s.remove('k'); ...` (no else), else None."""
-    if not (isinstance(stmt, ast.If) and not stmt.orelse and isinstance(stmt.test, ast.Compare)
-            and len(stmt.test.ops) == 1 and isinstance(stmt.test.ops[0], ast.In)
-            and isinstance(stmt.test.left, ast.Constant) and isinstance(stmt.test.left.value, str)
-            and isinstance(stmt.test.comparators[0], ast.Name) and stmt.test.comparators[0].id == name):
+    check = _key_check(stmt)
+    if check is None or check[0] != name or not isinstance(stmt, ast.If):
         return None
+    key = check[1]
     first = stmt.body[0]
-    key = stmt.test.left.value
     if (isinstance(first, ast.Expr) and isinstance(first.value, ast.Call)
             and isinstance(first.value.func, ast.Attribute) and first.value.func.attr == "remove"
             and isinstance(first.value.func.value, ast.Name) and first.value.func.value.id == name
