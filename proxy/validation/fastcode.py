@@ -46,6 +46,7 @@ import ast
 import types
 from collections import Counter
 from collections.abc import Callable, Iterator
+from typing import Protocol
 
 _STR = ast.dump(ast.Name("str", ast.Load()))
 
@@ -351,7 +352,7 @@ def _drop_known_type_checks(function: ast.FunctionDef) -> None:
     takes its place. Likewise `v_is_dict = isinstance(v, dict)`, then
     `if v_is_dict:`."""
     assigned = _assigned_names(function)
-    _rewrite_blocks(function, lambda block: _without_known_checks(block, assigned))
+    _rewrite_blocks(function, lambda block: _inline_known(block, assigned, _KnownTypes()))
 
 
 def _blocks(function: ast.FunctionDef) -> Iterator[list[ast.stmt]]:
@@ -369,36 +370,60 @@ def _rewrite_blocks(function: ast.FunctionDef, rewrite: Callable[[list[ast.stmt]
         block[:] = rewrite(block)
 
 
-def _without_known_checks(block: list[ast.stmt], assigned: dict[int, set[str]]) -> list[ast.stmt]:
-    known: set[tuple[str, str]] = set()
-    aliases: dict[str, tuple[str, str]] = {}  # v_is_dict -> (v, dict)
+def _inline_known(block: list[ast.stmt], assigned: dict[int, set[str]], facts: _Facts) -> list[ast.stmt]:
+    """`block` with each `if` that `facts` know to be true replaced by its
+    body (checked the same way); what a statement assigns is forgotten."""
     out: list[ast.stmt] = []
     pending = list(reversed(block))
     while pending:
         stmt = pending.pop()
-        check = None
-        if isinstance(stmt, ast.If) and not stmt.orelse:
-            test = stmt.test
-            check = _type_check(test)
-            if check is None and isinstance(test, ast.Name):
-                check = aliases.get(test.id)
-        if check is not None and check in known and isinstance(stmt, ast.If):
-            pending.extend(reversed(stmt.body))  # always true here: its body, checked the same way
+        if isinstance(stmt, ast.If) and not stmt.orelse and facts.holds(stmt):
+            pending.extend(reversed(stmt.body))
             continue
-        # Anything assigned here may change what is known.
-        if known or aliases:
-            changed = assigned[id(stmt)]
-            known = {k for k in known if k[0] not in changed}
-            aliases = {a: k for a, k in aliases.items() if a not in changed and k[0] not in changed}
+        facts.forget(assigned[id(stmt)])
+        facts.learn(stmt)
+        out.append(stmt)
+    return out
+
+
+class _Facts(Protocol):
+    def holds(self, stmt: ast.If) -> bool:
+        """Whether this `if`'s test is known to be true here."""
+
+    def forget(self, changed: set[str]) -> None:
+        """What depended on a name `changed` is no longer known."""
+
+    def learn(self, stmt: ast.stmt) -> None:
+        """What is known after `stmt` (a `raise` that did not happen)."""
+
+
+class _KnownTypes:
+    """`if not isinstance(v, T): raise`, then `if isinstance(v, T):` (or a
+    flag `v_is_T = isinstance(v, T)`, then `if v_is_T:`)."""
+
+    def __init__(self) -> None:
+        self.known: set[tuple[str, str]] = set()
+        self.aliases: dict[str, tuple[str, str]] = {}  # v_is_dict -> (v, dict)
+
+    def holds(self, stmt: ast.If) -> bool:
+        check = _type_check(stmt.test)
+        if check is None and isinstance(stmt.test, ast.Name):
+            check = self.aliases.get(stmt.test.id)
+        return check is not None and check in self.known
+
+    def forget(self, changed: set[str]) -> None:
+        if self.known or self.aliases:
+            self.known = {k for k in self.known if k[0] not in changed}
+            self.aliases = {a: k for a, k in self.aliases.items() if a not in changed and k[0] not in changed}
+
+    def learn(self, stmt: ast.stmt) -> None:
         if (isinstance(stmt, ast.If) and not stmt.orelse and len(stmt.body) == 1
                 and isinstance(stmt.body[0], ast.Raise) and isinstance(stmt.test, ast.UnaryOp)
                 and isinstance(stmt.test.op, ast.Not) and (negated := _type_check(stmt.test.operand))):
-            known.add(negated)
+            self.known.add(negated)
         elif (isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name)
               and (alias := _type_check(stmt.value))):
-            aliases[stmt.targets[0].id] = alias
-        out.append(stmt)
-    return out
+            self.aliases[stmt.targets[0].id] = alias
 
 
 def _required_as_superset(function: ast.FunctionDef, loads: Counter[str]) -> None:
@@ -431,7 +456,7 @@ def _drop_known_key_checks(function: ast.FunctionDef, required: dict[str, frozen
     if not required:
         return
     assigned = _assigned_names(function)
-    _rewrite_blocks(function, lambda block: _without_known_keys(block, assigned, required))
+    _rewrite_blocks(function, lambda block: _inline_known(block, assigned, _KnownKeys(required)))
 
 
 def _required_keys(stmt: ast.stmt, required: dict[str, frozenset[str]]) -> tuple[str, frozenset[str]] | None:
@@ -461,24 +486,25 @@ def _key_check(stmt: ast.stmt) -> tuple[str, str] | None:
     return None
 
 
-def _without_known_keys(block: list[ast.stmt], assigned: dict[int, set[str]],
-                        required: dict[str, frozenset[str]]) -> list[ast.stmt]:
-    present: dict[str, frozenset[str]] = {}  # v -> keys v is known to hold
-    out: list[ast.stmt] = []
-    pending = list(reversed(block))
-    while pending:
-        stmt = pending.pop()
+class _KnownKeys:
+    """`if not v.keys() >= _REQUIRED_n: raise`, then `if 'k' in v:` for a
+    required k."""
+
+    def __init__(self, required: dict[str, frozenset[str]]) -> None:
+        self.required = required
+        self.present: dict[str, frozenset[str]] = {}  # v -> keys v is known to hold
+
+    def holds(self, stmt: ast.If) -> bool:
         check = _key_check(stmt)
-        if check is not None and check[1] in present.get(check[0], ()) and isinstance(stmt, ast.If):
-            pending.extend(reversed(stmt.body))  # always true here: its body, checked the same way
-            continue
-        if present:
-            changed = assigned[id(stmt)]
-            present = {v: keys for v, keys in present.items() if v not in changed}
-        if (found := _required_keys(stmt, required)) is not None:
-            present[found[0]] = present.get(found[0], frozenset()) | found[1]
-        out.append(stmt)
-    return out
+        return check is not None and check[1] in self.present.get(check[0], ())
+
+    def forget(self, changed: set[str]) -> None:
+        if self.present:
+            self.present = {v: keys for v, keys in self.present.items() if v not in changed}
+
+    def learn(self, stmt: ast.stmt) -> None:
+        if (found := _required_keys(stmt, self.required)) is not None:
+            self.present[found[0]] = self.present.get(found[0], frozenset()) | found[1]
 
 
 def _drop_unread_flags(function: ast.FunctionDef, loads: Counter[str]) -> None:
