@@ -5,12 +5,20 @@ it to compare two versions of the hot path, and `make bench` for the figures.
 
     apt-get install valgrind
     .venv/bin/python benchmarks/instructions.py [TREE ...]   # default: this checkout
+    .venv/bin/python benchmarks/instructions.py --scale [TREE]  # 10 against 10,000 actions
 
 Each TREE is a checkout of the hub (its own `proxy/`, run with this
 checkout's interpreter). The hub runs under callgrind with instrumentation
 off until 300 warm-up calls are done, then counts N calls (env N, default
 1,000) sent one after another on one keep-alive connection to the benchmark
 provider (pinned, run natively), then is stopped.
+
+`--scale` counts one tree twice, on the catalogues `make bench` generates
+for its scale table (10 actions + 10 apps, and 10,000 + 10,000; env
+ACTIONS to change the larger one): the same call's instructions on a small
+and a large catalogue, which CPU seconds on a shared machine cannot
+compare finely. The code cache is filled natively first, so the hub under
+callgrind only loads.
 """
 
 from __future__ import annotations
@@ -29,15 +37,19 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import run as bench  # noqa: E402
+import scale  # noqa: E402
 
 WARM_UP = 300
 
 
-def count(tree: Path, calls: int, upstream: str, workdir: Path) -> float:
-    """Instructions per call of the hub in `tree`."""
-    catalogue = bench.write_catalogue(workdir / "catalogue", upstream)
+def count(tree: Path, calls: int, catalogue: Path, workdir: Path, cache_dir: Path | None = None) -> float:
+    """Instructions per call of the hub in `tree` on `catalogue` (with
+    `cache_dir` as its code cache, filled natively first when given)."""
     port = bench.free_port()
-    config = bench.write_config(workdir / "hub.toml", catalogue, port)
+    cache = {"cache_dir": str(cache_dir)} if cache_dir else {}
+    config = bench.write_config(workdir / "hub.toml", catalogue, port, catalogue=cache)
+    if cache_dir:
+        _fill_code_cache(tree, config, port)
     log = workdir / "callgrind.log"
     with log.open("w") as stderr:
         hub = subprocess.Popen(
@@ -75,12 +87,25 @@ def count(tree: Path, calls: int, upstream: str, workdir: Path) -> float:
     return int(found.group(1).replace(",", "")) / calls
 
 
+def _fill_code_cache(tree: Path, config: Path, port: int) -> None:
+    hub = subprocess.Popen([bench.PY, "-m", "proxy", "serve", "--config", str(config)], cwd=tree,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        bench.wait_http(f"http://127.0.0.1:{port}/healthz", hub, 900)
+    finally:
+        hub.send_signal(signal.SIGTERM)
+        hub.wait(60)
+
+
 def main() -> int:
     if not shutil.which("valgrind"):
         print("valgrind is not installed (apt-get install valgrind)", file=sys.stderr)
         return 2
     calls = int(os.environ.get("N", 1000))
-    trees = [Path(t).resolve() for t in sys.argv[1:]] or [bench.ROOT]
+    args = sys.argv[1:]
+    scaled = "--scale" in args
+    trees = [Path(t).resolve() for t in args if t != "--scale"] or [bench.ROOT]
+    sizes = (10, int(os.environ.get("ACTIONS", 10_000))) if scaled else (0,)
     _, load_core = bench.cores()
     bench.OUT.mkdir(exist_ok=True)  # the fleet's stderr files
     fleet = bench.Fleet()
@@ -89,9 +114,20 @@ def main() -> int:
         provider = fleet.start("provider-upstream", [bench.PY, str(HERE / "provider.py"), str(port)], port,
                                load_core)
         for tree in trees:
-            with tempfile.TemporaryDirectory(prefix="apihub-callgrind-") as workdir:
-                per_call = count(tree, calls, provider.url(""), Path(workdir))
-            print(f"{tree}: {per_call:,.0f} instructions per small call ({calls} calls)", flush=True)
+            counted = []
+            for actions in sizes:
+                with tempfile.TemporaryDirectory(prefix="apihub-callgrind-") as tmp:
+                    workdir = Path(tmp)
+                    if actions:
+                        catalogue = scale.generate(workdir / "catalogue", actions, actions, provider.url(""))
+                        counted.append(count(tree, calls, catalogue, workdir, workdir / "code-cache"))
+                    else:
+                        catalogue = bench.write_catalogue(workdir / "catalogue", provider.url(""))
+                        counted.append(count(tree, calls, catalogue, workdir))
+                what = f", {actions:,} actions" if actions else ""
+                print(f"{tree}: {counted[-1]:,.0f} instructions per small call ({calls} calls{what})", flush=True)
+            if scaled:
+                print(f"{tree}: {sizes[1]:,} actions / 10 actions = {counted[1] / counted[0]:.4f}", flush=True)
     finally:
         fleet.stop_all()
     return 0

@@ -161,6 +161,15 @@ def write(run: Run, results: Path, chart: Path) -> None:
             f"{row['rss_after_reload_mib']} MiB after a reload | {'yes' if rss * 1.048576 <= 300 else 'no'} |")
         add(f"| … SIGHUP reload of one changed file ≤ 1 s | {row['reload_s']} s | "
             f"{'yes' if row['reload_s'] <= 1 else 'no'} |")
+        flat = _flatness(run, x.get("scale", {}))
+        if flat is not None:
+            work, cpu = flat
+            work_text = (f"instructions per call **{work:.3f}** ×" if work is not None
+                         else "instructions not counted (no valgrind)")
+            met = "yes" if work is not None and work <= FLAT_BUDGET and cpu <= FLAT_BUDGET else (
+                "work yes; CPU time not reliably" if work is not None and work <= FLAT_BUDGET else "no")
+            add(f"| … per-call cost flat: ≤ {FLAT_BUDGET} × that on a 10-action catalogue | {work_text}; "
+                f"CPU seconds per call {cpu:.2f} × (median of paired runs) | {met} |")
     add(f"| hub / direct, small call | {_fmt(hub_small)} / {_fmt(direct_small)} = "
         f"{hub_small / direct_small if direct_small else float('nan'):.2f} | |")
     add("")
@@ -426,6 +435,22 @@ def _validators(add: Any, v: dict[str, Any]) -> None:
     add("")
 
 
+# Issue 12: per-call cost at 10,000 actions against 10 ("1.04× today — keep it").
+FLAT_BUDGET = 1.04
+
+
+def _flatness(run: Run, sc: dict[str, Any]) -> tuple[float | None, float] | None:
+    """(instructions ratio or None, CPU paired-median ratio) of the larger
+    catalogue to the smaller, or None when the scale phase did not run."""
+    labels = sc.get("labels", [])
+    if len(labels) != 2:
+        return None
+    cpu = _median(_paired(run, "scale", "small", labels[1], labels[0], "cpu_ms_per_call"))
+    counted = sc.get("instructions", {})
+    work = counted[labels[1]] / counted[labels[0]] if all(counted.get(label) for label in labels) else None
+    return work, cpu
+
+
 def _scale(add: Any, run: Run, sc: dict[str, Any]) -> None:
     add("## Catalogue scale")
     add("")
@@ -456,16 +481,29 @@ def _scale(add: Any, run: Run, sc: dict[str, Any]) -> None:
         add("")
         spread = [x.cpu_ms_per_call for x in run.samples if x.phase == "scale" and x.target == labels[0]]
         pairs = _paired(run, "scale", "small", labels[1], labels[0], "cpu_ms_per_call")
-        add(f"Per-call CPU at {labels[1]} actions is **{_median(pairs):.2f}** × that at {labels[0]} (the median "
-            f"of the repeats' ratios: {', '.join(f'{p:.2f}' for p in pairs)}; the ratio of the medians is "
+        counted = sc.get("instructions", {})
+        if all(counted.get(label) for label in labels):
+            add(f"Instructions per small call, counted under callgrind (1,000 calls on one connection after 300 "
+                f"warm-up calls, `benchmarks/instructions.py`): {counted[labels[0]]:,.0f} at {labels[0]} actions, "
+                f"{counted[labels[1]]:,.0f} at {labels[1]}: **{counted[labels[1]] / counted[labels[0]]:.3f}** ×. "
+                "This is the work a call does, which a shared machine cannot blur; it leaves out what a cache "
+                "miss costs. Reproduce alone: `.venv/bin/python benchmarks/instructions.py --scale` "
+                "(`apt-get install valgrind`; about 3 minutes).")
+        elif sc.get("instructions_skipped"):
+            add(f"Instructions per call were not counted: {sc['instructions_skipped']}.")
+        add("")
+        add(f"Per-call CPU seconds at {labels[1]} actions are **{_median(pairs):.2f}** × those at {labels[0]} "
+            f"(the median of {len(pairs)} pairs of back-to-back runs, the order swapped every pair: "
+            f"{', '.join(f'{p:.2f}' for p in pairs)}; the ratio of the medians is "
             f"{b / a if a else float('nan'):.2f}; the {labels[0]}-action hub's own runs ranged "
             f"{min(spread):.3f}–{max(spread):.3f} s / 1,000 calls). "
             "The call path does one dict lookup for the action and one for each app, whatever the "
             "catalogue's size; what grows is start-up (every schema checked at load, its code generated on "
-            "first use) and memory. What is left comes from that memory: a larger heap makes cache misses "
-            "dearer. The cyclic GC does not walk it: a serving hub moves the loaded catalogue into the "
-            "collector's permanent generation (`gc.freeze()`, proxy/web/heap.py; a reload freezes what it made "
-            "once nothing uses the replaced catalogue, whose objects go as their last reference does).")
+            "first use) and memory. What CPU time adds to the instruction count comes from that memory: a "
+            "larger heap makes cache misses dearer. The cyclic GC does not walk it: a serving hub moves the "
+            "loaded catalogue into the collector's permanent generation (`gc.freeze()`, proxy/web/heap.py; a "
+            "reload freezes what it made once nothing uses the replaced catalogue, whose objects go as their "
+            "last reference does).")
     add("")
 
 

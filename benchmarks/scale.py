@@ -19,6 +19,7 @@ import json
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+INSTRUCTION_CALLS = 1000
 
 
 def generate(root: Path, actions: int, apps: int, upstream: str) -> Path:
@@ -129,16 +131,39 @@ def measure(fleet: Fleet, run: Run, settings: Settings) -> dict[str, Any]:
         hubs.append((label, hub))
         rows.append(row)
     path = f"/v1/services/call/{bench.ACTION}/bench-small"
-    for repeat in range(settings.repeats):
-        for label, hub in hubs:
-            request = bench.Request(hub.url(path), bench.GOOD_BODY, bench.HEADERS)
-            if repeat == 0:
-                bench.warm_up(request, run.load_core)
-            run.measure("scale", "small", label, hub, request, repeat)
+    requests = {label: bench.Request(hub.url(path), bench.GOOD_BODY, bench.HEADERS) for label, hub in hubs}
+    for request in requests.values():
+        bench.warm_up(request, run.load_core)
+    # Twice as many pairs of half-length runs as elsewhere, the order swapped
+    # every pair: on a shared machine a pair's two runs are what see the same
+    # minute, and neither hub always runs first.
+    for repeat in range(settings.repeats * 2):
+        for label, hub in hubs if repeat % 2 == 0 else hubs[::-1]:
+            run.measure("scale", "small", label, hub, requests[label], repeat, seconds=settings.seconds / 2)
     for label, hub in hubs:
         fleet.stop(hub)
+    result: dict[str, Any] = {"rows": rows, "labels": [label for label, _ in hubs]}
+    if shutil.which("valgrind") and not settings.quick:
+        result["instructions"] = _instructions(sizes, out)
+    elif not settings.quick:
+        result["instructions_skipped"] = "valgrind is not installed (apt-get install valgrind)"
     fleet.stop(upstream)
-    return {"rows": rows, "labels": [label for label, _ in hubs]}
+    return result
+
+
+def _instructions(sizes: list[tuple[str, int, int]], out: Path) -> dict[str, float]:
+    """Instructions per small call under callgrind on each generated
+    catalogue (benchmarks/instructions.py): the same call's work on both,
+    which CPU seconds on a shared machine cannot compare finely."""
+    import instructions
+
+    counted = {}
+    for label, actions, _ in sizes:
+        with tempfile.TemporaryDirectory(prefix="apihub-callgrind-") as tmp:
+            counted[label] = instructions.count(ROOT, INSTRUCTION_CALLS, out / f"scale-{actions}", Path(tmp),
+                                                out / f"scale-{actions}-code-cache")
+        print(f"  scale {label}: {counted[label]:,.0f} instructions per small call", flush=True)
+    return counted
 
 
 # ---- redis ------------------------------------------------------------------------
