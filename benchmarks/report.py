@@ -168,8 +168,11 @@ def write(run: Run, results: Path, chart: Path) -> None:
                          else "instructions not counted (no valgrind)")
             met = "yes" if work is not None and work <= FLAT_BUDGET and cpu <= FLAT_BUDGET else (
                 "work yes; CPU time not reliably" if work is not None and work <= FLAT_BUDGET else "no")
+            control = x.get("scale", {}).get("control")
+            noise = _paired(run, "scale", "small", control, x["scale"]["labels"][0], "cpu_ms_per_call") if control else []
+            noise_text = f"; two hubs on the same catalogue, measured alike: {_median(noise):.2f} ×" if noise else ""
             add(f"| … per-call cost flat: ≤ {FLAT_BUDGET} × that on a 10-action catalogue | {work_text}; "
-                f"CPU seconds per call {cpu:.2f} × (median of paired runs) | {met} |")
+                f"CPU seconds per call {cpu:.2f} × (median of paired runs{noise_text}) | {met} |")
     add(f"| hub / direct, small call | {_fmt(hub_small)} / {_fmt(direct_small)} = "
         f"{hub_small / direct_small if direct_small else float('nan'):.2f} | |")
     add("")
@@ -439,6 +442,18 @@ def _validators(add: Any, v: dict[str, Any]) -> None:
 FLAT_BUDGET = 1.04
 
 
+def _control_text(run: Run, sc: dict[str, Any], small: str) -> str:
+    control = sc.get("control")
+    if not control:
+        return ""
+    pairs = _paired(run, "scale", "small", control, small, "cpu_ms_per_call")
+    if not pairs:
+        return ""
+    return (f"The control, a second hub on the same {small}-action catalogue measured the same way, came to "
+            f"**{_median(pairs):.2f}** × the first (per repeat {min(pairs):.2f}–{max(pairs):.2f}): how far the "
+            "machine alone moves this ratio in this run. ")
+
+
 def _flatness(run: Run, sc: dict[str, Any]) -> tuple[float | None, float] | None:
     """(instructions ratio or None, CPU paired-median ratio) of the larger
     catalogue to the smaller, or None when the scale phase did not run."""
@@ -493,10 +508,12 @@ def _scale(add: Any, run: Run, sc: dict[str, Any]) -> None:
             add(f"Instructions per call were not counted: {sc['instructions_skipped']}.")
         add("")
         add(f"Per-call CPU seconds at {labels[1]} actions are **{_median(pairs):.2f}** × those at {labels[0]} "
-            f"(the median of {len(pairs)} pairs of back-to-back runs, the order swapped every pair: "
+            f"(the median of {len(pairs)} repeats' ratios, each repeat's runs back to back, the order turned every "
+            f"repeat: "
             f"{', '.join(f'{p:.2f}' for p in pairs)}; the ratio of the medians is "
             f"{b / a if a else float('nan'):.2f}; the {labels[0]}-action hub's own runs ranged "
             f"{min(spread):.3f}–{max(spread):.3f} s / 1,000 calls). "
+            + _control_text(run, sc, labels[0]) +
             "The call path does one dict lookup for the action and one for each app, whatever the "
             "catalogue's size; what grows is start-up (every schema checked at load, its code generated on "
             "first use) and memory. What CPU time adds to the instruction count comes from that memory: a "

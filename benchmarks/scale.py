@@ -96,6 +96,7 @@ def measure(fleet: Fleet, run: Run, settings: Settings) -> dict[str, Any]:
                            up_port, run.load_core)
     sizes = [("10", 10, 10), (f"{settings.scale_actions:,}", settings.scale_actions, settings.scale_apps)]
     hubs = []
+    control: tuple[str, Any] | None = None
     rows: list[dict[str, Any]] = []
     for label, actions, apps in sizes:
         started = time.monotonic()
@@ -125,24 +126,32 @@ def measure(fleet: Fleet, run: Run, settings: Settings) -> dict[str, Any]:
                            [bench.PY, "-m", "proxy", "serve", "--config", str(warm_config)],
                            warm_port, run.sut_core, log=out / f"hub-scale-{actions}-warm.log", timeout_s=900)
         row["warm_start_s"] = round(time.monotonic() - started, 2)
-        fleet.stop(warm)
+        if control is None:
+            # Kept, on the smallest catalogue: the control, two hubs alike measured
+            # as the two catalogues are, says how far noise alone moves that ratio.
+            control = (f"{label} (control)", warm)
+        else:
+            fleet.stop(warm)
         print(f"  scale {label}: start {row['start_s']} s (warm code cache {row['warm_start_s']} s), "
               f"RSS {row['rss_mib']} MiB, reload {row['reload_s']} s", flush=True)
         hubs.append((label, hub))
         rows.append(row)
     path = f"/v1/services/call/{bench.ACTION}/bench-small"
-    requests = {label: bench.Request(hub.url(path), bench.GOOD_BODY, bench.HEADERS) for label, hub in hubs}
+    measured = [*hubs, *([control] if control else [])]
+    requests = {label: bench.Request(hub.url(path), bench.GOOD_BODY, bench.HEADERS) for label, hub in measured}
     for request in requests.values():
         bench.warm_up(request, run.load_core)
-    # Twice as many pairs of half-length runs as elsewhere, the order swapped
-    # every pair: on a shared machine a pair's two runs are what see the same
-    # minute, and neither hub always runs first.
+    # Twice as many repeats of half-length runs as elsewhere, the order turned
+    # every repeat: on a shared machine the runs of one repeat are what see
+    # the same minute, and no hub always runs first.
     for repeat in range(settings.repeats * 2):
-        for label, hub in hubs if repeat % 2 == 0 else hubs[::-1]:
+        turn = repeat % len(measured)
+        for label, hub in measured[turn:] + measured[:turn]:
             run.measure("scale", "small", label, hub, requests[label], repeat, seconds=settings.seconds / 2)
-    for label, hub in hubs:
+    for _, hub in measured:
         fleet.stop(hub)
-    result: dict[str, Any] = {"rows": rows, "labels": [label for label, _ in hubs]}
+    result: dict[str, Any] = {"rows": rows, "labels": [label for label, _ in hubs],
+                              "control": control[0] if control else None}
     if shutil.which("valgrind") and not settings.quick:
         result["instructions"] = _instructions(sizes, out)
     elif not settings.quick:
