@@ -166,6 +166,7 @@ def make_middleware(metrics: Metrics, access: AccessLog, calls: InFlight | None 
             error: HubError = ShuttingDown("the hub is shutting down and this call did not finish within "
                                            "the shutdown grace period")
             response, code = problem_response(error, record.request_id), error.code
+            response.force_close()  # the hub is going: no next request on this connection
         except HubError as exc:
             response, code = problem_response(exc, record.request_id), exc.code
             if isinstance(exc, BadRequest) and request.body_exists:

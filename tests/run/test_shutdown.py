@@ -1,9 +1,11 @@
 """SIGTERM while a call is stuck on a provider that never answers: at the end
-of `[server] shutdown_grace_s` the consumer gets 503 `shutting_down`, the
-call has its access line, and the process exits 0 within grace + 1 s."""
+of `[server] shutdown_grace_s` the consumer gets 503 `shutting_down` with
+`Connection: close`, the call has its access line, and the process exits 0
+within grace + 1 s."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import signal
 import threading
@@ -12,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from tests.run.test_signals import call
 from tests.support import (
     ECHO,
+    call_headers,
     consumer_manifest,
     echo_action,
     free_port,
@@ -27,6 +29,18 @@ from tests.support import (
 )
 
 pytestmark = pytest.mark.slow
+
+
+def call(port: int) -> tuple[int, str | None, dict[str, Any]]:
+    """Status, Connection header and body of one call, on a connection of its own."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.request("POST", f"/v1/services/call/{ECHO}/provider-app",
+                           body=json.dumps({"data": {"value": 1, "label": "x"}}), headers=call_headers())
+        answer = connection.getresponse()
+        return answer.status, answer.getheader("Connection"), json.loads(answer.read())
+    finally:
+        connection.close()
 
 GRACE_S = 1.0
 
@@ -53,7 +67,7 @@ def test_sigterm_answers_calls_stuck_on_a_hung_provider(tmp_path: Path) -> None:
             wait_ready(base + "/healthz", proc)
             result: dict[str, Any] = {}
             consumer = threading.Thread(
-                target=lambda: result.setdefault("answer", call(base, ECHO, {"value": 1, "label": "x"})))
+                target=lambda: result.setdefault("answer", call(port)))
             consumer.start()
             assert asked.wait(10), "the call never reached the provider"
             proc.send_signal(signal.SIGTERM)
@@ -65,8 +79,9 @@ def test_sigterm_answers_calls_stuck_on_a_hung_provider(tmp_path: Path) -> None:
                 proc.kill()
                 proc.wait(timeout=10)
 
-    status, body = result["answer"]
+    status, connection, body = result["answer"]
     assert status == 503 and body["code"] == "shutting_down", body
+    assert connection == "close"  # the hub is going: the consumer must not reuse the connection
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     access = [line for line in lines if line.get("event") == "access" and line.get("route") != "healthz"]
     assert [(a["status"], a["code"], a["requestId"]) for a in access] == [
