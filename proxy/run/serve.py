@@ -19,6 +19,7 @@ from ..config import Config, ConfigError
 from ..errors import CatalogueError
 from ..observe.logs import get_logger
 from ..web import heap
+from ..web.answer import write_vectored
 from ..web.app import create_app
 from ..web.httpserver import HubRunner
 from ..web.state import HUB, Loaded
@@ -53,6 +54,7 @@ def use_uvloop() -> bool:
     except ImportError:  # pragma: no cover - platforms without uvloop
         return False
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    write_vectored()
     return True
 
 

@@ -184,3 +184,36 @@ async def test_an_answer_before_any_route_matched() -> None:
             _exchange(port, REQUESTS["post-1.1"].format(path="/stock/plain/small")))
         assert lean.startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
         assert _normal(lean) == _normal(stock)
+
+
+def test_large_answers_written_vectored_on_uvloop_arrive_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """write_vectored (what `apihub serve` turns on with uvloop): the head
+    and a large body go to uvloop's transport as two buffers. Pipelined
+    large answers, ours and aiohttp's, still arrive whole, in order, and the
+    same bytes as before it."""
+    uvloop = pytest.importorskip("uvloop")
+    from aiohttp import http_writer
+
+    from proxy.web.answer import write_vectored
+
+    requests = "".join(REQUESTS["post-1.1"].format(path=f"/{which}/plain/{size}")
+                       for which in ("lean", "stock") for size in ("large", "small", "large"))
+    requests += REQUESTS["put-1.1-close"].format(path="/lean/plain/large")
+
+    async def exchange() -> bytes:
+        async for port in _serve(_app()):
+            raw, closed = await _exchange(port, requests)
+            assert closed
+            return raw
+        raise AssertionError("no server")
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        joined = runner.run(exchange())
+        monkeypatch.setattr(http_writer, "SKIP_WRITELINES", http_writer.SKIP_WRITELINES)  # put back afterwards
+        write_vectored()
+        vectored = runner.run(exchange())
+    assert not http_writer.SKIP_WRITELINES
+    assert _normal(vectored) == _normal(joined)
+    answers = _normal(vectored).split(b"HTTP/1.1 200 OK\r\n")[1:]
+    sizes = ["large", "small", "large"] * 2 + ["large"]
+    assert [answer.partition(b"\r\n\r\n")[2] for answer in answers] == [BODIES[size] for size in sizes]
