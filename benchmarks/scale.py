@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import importlib.util
+import itertools
 import json
 import shutil
 import signal
@@ -129,6 +130,8 @@ def measure(fleet: Fleet, run: Run, settings: Settings) -> dict[str, Any]:
         if control is None:
             # Kept, on the smallest catalogue: the control, two hubs alike measured
             # as the two catalogues are, says how far noise alone moves that ratio.
+            # Reloaded as the measured hubs were.
+            _reload_seconds(warm, catalogue)
             control = (f"{label} (control)", warm)
         else:
             fleet.stop(warm)
@@ -141,19 +144,24 @@ def measure(fleet: Fleet, run: Run, settings: Settings) -> dict[str, Any]:
     requests = {label: bench.Request(hub.url(path), bench.GOOD_BODY, bench.HEADERS) for label, hub in measured}
     for request in requests.values():
         bench.warm_up(request, run.load_core)
-    # Twice as many repeats of half-length runs as elsewhere, the order turned
-    # every repeat: on a shared machine the runs of one repeat are what see
-    # the same minute, and no hub always runs first.
+    # Twice as many repeats of half-length runs as elsewhere, each repeat in
+    # another order (every order of the hubs in turn): on a shared machine the
+    # runs of one repeat are what see the same minute, and each hub runs
+    # before and after each other as often.
+    orders = list(itertools.permutations(measured))
     for repeat in range(settings.repeats * 2):
-        turn = repeat % len(measured)
-        for label, hub in measured[turn:] + measured[:turn]:
+        for label, hub in orders[repeat % len(orders)]:
             run.measure("scale", "small", label, hub, requests[label], repeat, seconds=settings.seconds / 2)
     for _, hub in measured:
         fleet.stop(hub)
     result: dict[str, Any] = {"rows": rows, "labels": [label for label, _ in hubs],
                               "control": control[0] if control else None}
     if shutil.which("valgrind") and not settings.quick:
-        result["instructions"] = _instructions(sizes, out)
+        try:
+            result["instructions"] = _instructions(sizes, out)
+        except Exception as exc:  # the rest of the run is still worth its report
+            result["instructions_skipped"] = f"counting them failed ({type(exc).__name__}: {exc})"[:300]
+            print(f"  scale: {result['instructions_skipped']}", flush=True)
     elif not settings.quick:
         result["instructions_skipped"] = "valgrind is not installed (apt-get install valgrind)"
     fleet.stop(upstream)
