@@ -449,7 +449,7 @@ def throughput(run: Run, s: Servers) -> None:
 
 def unloaded(run: Run, s: Servers) -> None:
     """One keep-alive connection, closed loop, interleaved, `repeats` times: no call ever waits
-    behind another, so p50 is the path's own latency (issue 12: hub ≤ bare + 0.05 ms)."""
+    behind another, so p50 is the path's own latency (the target in docs/performance.md: hub ≤ bare + 0.05 ms)."""
     for repeat in range(run.settings.repeats):
         for target, server in s.targets().items():
             run.measure("unloaded", "small", target, server, s.requests[(target, "small")], repeat,
