@@ -8,7 +8,7 @@ import statistics
 import subprocess
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import jsonsafe
 import jsonschema_suite
@@ -176,7 +176,7 @@ def write(run: Run, results: Path, chart: Path) -> None:
             f"{'yes' if row['reload_s'] <= 1 else 'no'} |")
         flat = _flatness(run, x.get("scale", {}))
         if flat is not None:
-            work, cpu = flat
+            work, cpu = flat.work, _median(flat.cpu)
             skipped = x.get("scale", {}).get("instructions_skipped", "not counted in this run")
             work_text = (f"instructions per call **{work:.3f}** ×" if work is not None
                          else f"instructions: {skipped}")
@@ -186,10 +186,8 @@ def write(run: Run, results: Path, chart: Path) -> None:
                 met = "yes" if cpu <= FLAT_BUDGET else "work yes; CPU time not reliably"
             else:
                 met = "no"
-            control = x.get("scale", {}).get("control")
-            small = x["scale"]["labels"][0]
-            noise = _paired(run, "scale", "small", control, small, "cpu_ms_per_call") if control else []
-            noise_text = f"; two hubs on the same catalogue, measured alike: {_median(noise):.2f} ×" if noise else ""
+            noise_text = (f"; two hubs on the same catalogue, measured alike: {_median(flat.control):.2f} ×"
+                          if flat.control else "")
             add(f"| … per-call cost flat: ≤ {FLAT_BUDGET} × that on a 10-action catalogue | {work_text}; "
                 f"CPU seconds per call {cpu:.2f} × (median of paired runs{noise_text}) | {met} |")
     add(f"| hub / direct, small call | {_fmt(hub_small)} / {_fmt(direct_small)} = "
@@ -476,28 +474,35 @@ def _validators(add: Any, v: dict[str, Any]) -> None:
 FLAT_BUDGET = 1.04
 
 
-def _control_text(run: Run, sc: dict[str, Any], small: str) -> str:
+class _Flatness(NamedTuple):
+    """The larger catalogue against the smaller, as the headline and the
+    scale section both report it."""
+
+    counted: dict[str, float]  # instructions per call by catalogue label, when counted
+    work: float | None  # their ratio, larger to smaller
+    cpu: list[float]  # CPU seconds per call, the repeats' ratios
+    control: list[float]  # the control hub against the smaller catalogue's, the repeats' ratios
+
+
+def _flatness(run: Run, sc: dict[str, Any]) -> _Flatness | None:
+    """None when the scale phase did not run."""
+    labels = sc.get("labels", [])
+    if len(labels) != 2:
+        return None
+    small, large = labels
+    counted = sc.get("instructions", {})
+    work = counted[large] / counted[small] if counted.get(small) and counted.get(large) else None
     control = sc.get("control")
-    if not control:
-        return ""
-    pairs = _paired(run, "scale", "small", control, small, "cpu_ms_per_call")
+    return _Flatness(counted, work, _paired(run, "scale", "small", large, small, "cpu_ms_per_call"),
+                     _paired(run, "scale", "small", control, small, "cpu_ms_per_call") if control else [])
+
+
+def _control_text(pairs: list[float], small: str) -> str:
     if not pairs:
         return ""
     return (f"The control, a second hub on the same {small}-action catalogue measured the same way, came to "
             f"**{_median(pairs):.2f}** × the first (per repeat {min(pairs):.2f}–{max(pairs):.2f}): how far the "
             "machine alone moves this ratio in this run. ")
-
-
-def _flatness(run: Run, sc: dict[str, Any]) -> tuple[float | None, float] | None:
-    """(instructions ratio or None, CPU paired-median ratio) of the larger
-    catalogue to the smaller, or None when the scale phase did not run."""
-    labels = sc.get("labels", [])
-    if len(labels) != 2:
-        return None
-    cpu = _median(_paired(run, "scale", "small", labels[1], labels[0], "cpu_ms_per_call"))
-    counted = sc.get("instructions", {})
-    work = counted[labels[1]] / counted[labels[0]] if all(counted.get(label) for label in labels) else None
-    return work, cpu
 
 
 def _scale(add: Any, run: Run, sc: dict[str, Any]) -> None:
@@ -529,12 +534,13 @@ def _scale(add: Any, run: Run, sc: dict[str, Any]) -> None:
         b = run.median("scale", "small", labels[1], "cpu_ms_per_call")
         add("")
         spread = [x.cpu_ms_per_call for x in run.samples if x.phase == "scale" and x.target == labels[0]]
-        pairs = _paired(run, "scale", "small", labels[1], labels[0], "cpu_ms_per_call")
-        counted = sc.get("instructions", {})
-        if all(counted.get(label) for label in labels):
+        flat = _flatness(run, sc)
+        assert flat is not None  # two labels
+        pairs, counted = flat.cpu, flat.counted
+        if flat.work is not None:
             add(f"Instructions per small call, counted under callgrind (1,000 calls on one connection after 300 "
                 f"warm-up calls, `benchmarks/instructions.py`): {counted[labels[0]]:,.0f} at {labels[0]} actions, "
-                f"{counted[labels[1]]:,.0f} at {labels[1]}: **{counted[labels[1]] / counted[labels[0]]:.3f}** ×. "
+                f"{counted[labels[1]]:,.0f} at {labels[1]}: **{flat.work:.3f}** ×. "
                 "This is the work a call does, which a shared machine cannot blur; it leaves out what a cache "
                 "miss costs. Reproduce alone: `.venv/bin/python benchmarks/instructions.py --scale` "
                 "(`apt-get install valgrind`; about 3 minutes).")
@@ -547,7 +553,7 @@ def _scale(add: Any, run: Run, sc: dict[str, Any]) -> None:
             f"{', '.join(f'{p:.2f}' for p in pairs)}; the ratio of the medians is "
             f"{b / a if a else float('nan'):.2f}; the {labels[0]}-action hub's own runs ranged "
             f"{min(spread):.3f}–{max(spread):.3f} s / 1,000 calls). "
-            + _control_text(run, sc, labels[0]) +
+            + _control_text(flat.control, labels[0]) +
             "The call path does one dict lookup for the action and one for each app, whatever the "
             "catalogue's size; what grows is start-up (every schema checked at load, its code generated on "
             "first use) and memory. What CPU time adds to the work a call does comes from that memory: a "
