@@ -44,11 +44,12 @@ WARM_UP = 300
 
 def count(tree: Path, calls: int, catalogue: Path, workdir: Path, cache_dir: Path | None = None) -> float:
     """Instructions per call of the hub in `tree` on `catalogue` (with
-    `cache_dir` as its code cache, filled natively first when given)."""
+    `cache_dir` as its code cache, filled natively first unless a hub
+    already filled it, as `make bench`'s scale phase has)."""
     port = bench.free_port()
     cache = {"cache_dir": str(cache_dir)} if cache_dir else {}
     config = bench.write_config(workdir / "hub.toml", catalogue, port, catalogue=cache)
-    if cache_dir:
+    if cache_dir and not (cache_dir.is_dir() and any(cache_dir.iterdir())):
         _fill_code_cache(tree, config, port)
     log = workdir / "callgrind.log"
     with log.open("w") as stderr:
