@@ -14,7 +14,14 @@ ResponseHandler, which the connector makes per connection) does:
   connection, so the connector never hands it out again (`is_connected`).
 - A second answer, or garbage, after a complete answer in the same exchange
   fails that call (invalid_provider_response) and closes the connection.
-- Either makes the app's connections single-use for base.DISTRUST_S.
+- Either makes the app's connections single-use for base.DISTRUST_S, the
+  ones idle at that moment included.
+- aiohttp releases a connection whose request body was still being written
+  when the answer ended (the provider never read it); it is closed instead.
+- Bytes aiohttp's parser refuses inside the body (bad chunk framing, or a
+  compressed body that does not inflate) fail the call at once as
+  invalid_provider_response: aiohttp closes the connection but may leave the
+  body waiting (for the deadline), or report it as cut off.
 - A reused idle connection the provider closed before any byte of an
   answer: the request is sent again once (base.NeverReceived); aiohttp
   retries that itself only for idempotent methods, never for POST.
@@ -29,6 +36,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp.client_proto import ResponseHandler
+from aiohttp.http_exceptions import ContentEncodingError
 
 from ..config import LimitsConfig, UpstreamConfig
 from ..errors import HubError, InvalidProviderResponse, ProviderError, ProviderUnreachable
@@ -51,13 +59,14 @@ class _Exchange:
     """What one request saw of its connection: reused or fresh, bytes
     received, bytes after the complete answer."""
 
-    __slots__ = ("reused", "received", "tail", "sent_at")
+    __slots__ = ("invalid", "received", "reused", "sent_at", "tail")
 
     def __init__(self) -> None:
         self.sent_at = 0.0
         self.reused = False
         self.received = 0
         self.tail = False
+        self.invalid: str | None = None  # why aiohttp's parser refused the answer's body
 
 
 # The exchange the current task is making; aiohttp calls
@@ -74,6 +83,7 @@ class _Handler(ResponseHandler):
         self._exchange: _Exchange | None = None  # None: idle in the pool
         self._uses = 0
         self._answer: Any = None  # the body (StreamReader) of the first of them
+        self._feeding = False  # inside aiohttp's data_received
 
     def set_response_params(self, **kwargs: Any) -> None:
         super().set_response_params(**kwargs)
@@ -104,7 +114,23 @@ class _Handler(ResponseHandler):
             exchange.tail = True  # bytes after the complete answer
             self._connector.distrust()
             self.force_close()
-        super().data_received(data)
+        self._feeding = True
+        try:
+            super().data_received(data)
+        finally:
+            self._feeding = False
+
+    def set_exception(self, exc: BaseException, *cause: BaseException) -> None:
+        exchange = self._exchange
+        if self._feeding and exchange is not None and exchange.invalid is None:
+            # aiohttp's parser refused what the provider sent.
+            exchange.invalid = ("provider's compressed answer does not inflate"
+                                if cause and isinstance(cause[0], ContentEncodingError)
+                                else "provider's answer is not valid HTTP")
+            answer = self._answer
+            if answer is not None and answer.exception() is None:
+                answer.set_exception(aiohttp.ClientPayloadError(exchange.invalid))
+        super().set_exception(exc, *cause)
 
     def feed_data(self, data: Any, size: int = 0) -> None:
         message = data[0]
@@ -128,12 +154,18 @@ class _Connector(aiohttp.TCPConnector):
 
     def distrust(self) -> None:
         self._distrusted_until = time.monotonic() + DISTRUST_S
+        for idle in self._conns.values():
+            for protocol, _ in idle:
+                protocol.close()  # no longer connected: the connector drops it instead of handing it out
 
     def _release(self, key: Any, protocol: ResponseHandler, *, should_close: bool = False) -> None:
         if isinstance(protocol, _Handler):
             protocol.released()
         if self._distrusted_until and time.monotonic() < self._distrusted_until:
             should_close = True
+        transport = protocol.transport
+        if transport is not None and transport.get_write_buffer_size():
+            should_close = True  # the answer came before the request was all written
         super()._release(key, protocol, should_close=should_close)
 
 
@@ -258,7 +290,11 @@ class AiohttpClient:
                 # acted on the request, so only an idempotent call tries again.
                 raise ConnectFailed("provider closed the connection before answering") from None
             raise ProviderUnreachable(f"connection to provider failed: {type(exc).__name__}") from None
-        except aiohttp.ClientPayloadError:
+        except aiohttp.ClientPayloadError as exc:
+            if isinstance(exc.__cause__, ContentEncodingError):
+                raise InvalidProviderResponse("provider's compressed answer does not inflate") from None
+            if exchange.invalid is not None:
+                raise InvalidProviderResponse(exchange.invalid) from None
             raise ProviderUnreachable("provider's answer was cut off before its last byte") from None
         except aiohttp.ClientResponseError:
             # Not the parser's message: it quotes the provider's bytes.

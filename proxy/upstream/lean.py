@@ -24,7 +24,13 @@ multidicts, writer task or per-call timers.
 - The hub asks for `Accept-Encoding: identity`; a provider that compresses
   anyway with gzip or deflate has its answer inflated as it arrives, the size
   limit counting the inflated bytes (a small bomb is cut at the limit); any
-  other Content-Encoding is refused as invalid_provider_response, naming it.
+  other Content-Encoding, any Transfer-Encoding but chunked, and bytes after
+  the compressed stream (but further gzip members) are refused as
+  invalid_provider_response.
+- Framing is bounded like the body: the head and a chunked answer's trailers
+  at MAX_HEAD_BYTES each (httptools holds a header whole until it ends).
+- An answer that came before the whole request was written (the provider
+  never read the rest) does not leave its connection reusable.
 """
 
 from __future__ import annotations
@@ -238,8 +244,13 @@ class _Pool:
         return None
 
     def distrust(self, app: str) -> None:
-        """`app`'s provider wrote bytes outside an exchange: no reuse for a while."""
+        """`app`'s provider wrote bytes outside an exchange: no reuse for a
+        while, of the connections idle now too (each may hold a late answer
+        that the next call on it would read as its own)."""
         self._distrusted[app] = time.monotonic() + DISTRUST_S
+        for key in [key for key in self._idle if key[0] == app]:
+            for conn in self._idle.pop(key):
+                conn.abort()  # its connection_lost frees the slot
 
     def give_back(self, conn: _Connection) -> None:
         until = self._distrusted.get(conn.key[0]) if self._distrusted else None
@@ -375,6 +386,11 @@ class _Connection(asyncio.Protocol):
         self._tail = False  # bytes after the complete answer
         self._keep_alive = False
         self._encoding: bytes | None = None
+        self._transfer: bytes | None = None  # a Transfer-Encoding other than chunked
+        # Bytes received when the last chunk's size line was read, until its
+        # first byte of data: what comes after the last (empty) chunk is its
+        # trailers, which httptools holds whole, so they are bounded like a head.
+        self._chunk_mark: int | None = None
         self._inflate: Any = None  # a zlib decompressor for a gzip/deflate answer
         self._sent_at = 0.0
         self._declared: int | None = None
@@ -392,7 +408,10 @@ class _Connection(asyncio.Protocol):
 
     @property
     def reusable(self) -> bool:
-        return not self.closed and self._complete and self._keep_alive
+        # Not after an answer that came before the whole request was written
+        # (the provider never read the rest): the next request would follow it.
+        return (not self.closed and self._complete and self._keep_alive
+                and self._transport is not None and not self._transport.get_write_buffer_size())
 
     async def exchange(self, request: bytes) -> bytes:
         if self.closed or self._transport is None:
@@ -403,7 +422,7 @@ class _Connection(asyncio.Protocol):
         self._chunks = []
         self._size = self._received = self._status = 0
         self._headers_done = self._framed = self._complete = self._keep_alive = self._tail = False
-        self._encoding = self._declared = self._inflate = None
+        self._encoding = self._declared = self._inflate = self._transfer = self._chunk_mark = None
         self._sent_at = time.monotonic()
         self._transport.write(request)
         try:
@@ -478,6 +497,8 @@ class _Connection(asyncio.Protocol):
                 self._resolve()
         elif not self._headers_done and self._received > MAX_HEAD_BYTES:
             self._fail(InvalidProviderResponse("provider's answer head is too large"))
+        elif self._chunk_mark is not None and self._received - self._chunk_mark > MAX_HEAD_BYTES:
+            self._fail(InvalidProviderResponse("provider's answer trailers are too large"))
 
     # -- httptools callbacks --
 
@@ -486,8 +507,8 @@ class _Connection(asyncio.Protocol):
             self._tail = True  # a second answer after the complete one
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self._complete:
-            return
+        if self._complete or self._headers_done:
+            return  # a tail's, or a trailer: neither frames this answer
         lower = name.lower()
         if lower == b"content-length":
             self._framed = True
@@ -497,6 +518,8 @@ class _Connection(asyncio.Protocol):
                 self._declared = None
         elif lower == b"transfer-encoding":
             self._framed = True
+            if value.strip().lower() != b"chunked":
+                self._transfer = value
         elif lower == b"content-encoding":
             self._encoding = value.strip().lower()
 
@@ -505,13 +528,21 @@ class _Connection(asyncio.Protocol):
             return  # the head of a tail: this call fails once the read is parsed
         self._status = status = self._parser.get_status_code()
         if status < 200:
+            if status < 100:  # llhttp reads any three digits (and a body after them)
+                self._fail(InvalidProviderResponse(f"provider's answer has no valid status ({status})"))
+                return
             self._framed = False  # an interim answer (100 Continue...): the real one follows
-            self._declared = self._encoding = None
+            self._declared = self._encoding = self._transfer = None
             return
         self._headers_done = True
         self._keep_alive = self._parser.should_keep_alive()
         if not 200 <= status < 300:
             self._fail(ProviderError(status))
+        elif self._transfer is not None:
+            coding = self._transfer.decode("ascii", "replace")[:40]
+            self._fail(InvalidProviderResponse(
+                f"provider's answer has Transfer-Encoding {coding!r}, which the hub does not decode "
+                "(only chunked)"))
         elif self._encoding in _INFLATED:
             # 47: zlib or gzip framing, whichever the provider sent.
             self._inflate = zlib.decompressobj(47)
@@ -523,13 +554,16 @@ class _Connection(asyncio.Protocol):
         elif self._declared is not None and self._declared > self._max_bytes:
             self._fail(_too_large(self._max_bytes))
 
+    def on_chunk_header(self) -> None:
+        self._chunk_mark = self._received
+
     def on_body(self, body: bytes) -> None:
-        if self._waiter is None or self._waiter.done() or self._complete:
+        if self._waiter is None or self._waiter.done() or self._complete or not self._headers_done:
             return
+        self._chunk_mark = None
         if self._inflate is not None:
             try:
-                # At most one byte past the limit: enough to know it is over.
-                body = self._inflate.decompress(body, self._max_bytes - self._size + 1)
+                body = self._inflated(body)
             except zlib.error:
                 self._fail(InvalidProviderResponse("provider's compressed answer does not inflate"))
                 return
@@ -538,6 +572,19 @@ class _Connection(asyncio.Protocol):
             self._fail(_too_large(self._max_bytes))
             return
         self._chunks.append(body)
+
+    def _inflated(self, data: bytes) -> bytes:
+        """`data` inflated, at most one byte past the limit (enough to know
+        it is over). A gzip body may be several members in a row (RFC 1952
+        §2.2), each inflated in turn; any other byte after a complete stream
+        does not inflate (zlib.error), and is never dropped unread."""
+        room = self._max_bytes - self._size + 1
+        out: bytes = self._inflate.decompress(data, room)
+        while self._inflate.eof and self._inflate.unused_data and len(out) < room:
+            rest = self._inflate.unused_data
+            self._inflate = zlib.decompressobj(31)  # gzip only: a zlib stream has no next member
+            out += self._inflate.decompress(rest, room - len(out))
+        return out
 
     def on_message_complete(self) -> None:
         if self._headers_done and self._waiter is not None and not self._waiter.done():
