@@ -16,7 +16,8 @@ aiohttp lacks (docs/contract.md, "HTTP-level rejections").
 - A chunked body is counted on the wire against `[limits] max_request_bytes`:
   chunk sizes, CRLFs and chunk extensions included (aiohttp counts only the
   data, so megabytes of extensions would pass unseen). 413 when it passes.
-  Counting starts with the first read after the head.
+  Counting starts with the body's first byte, also when it shares a read
+  with the head.
 
 Nothing from the rejected bytes is logged or echoed: a parser message can
 quote a header line, and header lines carry bearer tokens.
@@ -159,6 +160,8 @@ class HubRequestHandler(RequestHandler):
             if not awaiting_head and body is not None:
                 self._fail_body(body)
             self._head_done()
+            if self._last_chunked:
+                self._count_first_read(data, awaiting_head and self._request_count - count == 1)
         elif awaiting_head and data:
             self._head_partial = True
             if self._head_timer is None and not (self._close or self._force_close):
@@ -184,6 +187,25 @@ class HubRequestHandler(RequestHandler):
         self._hold(0)
         super().connection_lost(exc)
 
+    def _count_first_read(self, data: bytes, head_starts_read: bool) -> None:
+        """The chunked body's bytes in the read that completed its head.
+        When that read began with the head, they follow its first empty
+        line; else (a pipelined request after another's body, or a head in
+        pieces) the whole read is counted, the safe side."""
+        end = data.find(b"\r\n\r\n") if head_starts_read else -1
+        self._body_wire = len(data) - end - 4 if end >= 0 else len(data)
+        body = self._last_body
+        if (self._body_limit is not None and self._body_wire > self._body_limit
+                and body is not None):
+            self._refuse_body(body)
+
+    def _read_by_handler(self, body: StreamReader) -> bool:
+        """Whether a handler reads `body`, now or once it starts. Else the
+        handler has answered and aiohttp only drains the body: an exception
+        set on it would surface there as an unhandled error, logged with a
+        traceback for every such request."""
+        return self._request_in_progress or any(payload is body for _, payload in self._messages)
+
     def _fail_body(self, body: StreamReader) -> None:
         """A parse error in the middle of a body (say, a bad chunk size):
         aiohttp queues a 400 for after the request and leaves the handler
@@ -192,7 +214,8 @@ class HubRequestHandler(RequestHandler):
         last = self._messages[-1][0] if self._messages else None
         if last is None or isinstance(last, RawRequestMessage) or body.is_eof():
             return  # the next request's head, or an error after a complete body
-        body.set_exception(web.RequestPayloadError("the request body is malformed"))
+        if self._read_by_handler(body):
+            body.set_exception(web.RequestPayloadError("the request body is malformed"))
         body.feed_eof()  # so aiohttp does not linger on it
         if self._request_in_progress:
             self._messages.pop()  # the handler's 400 answers it
@@ -202,8 +225,10 @@ class HubRequestHandler(RequestHandler):
         """A chunked body over the limit on the wire: the handler reading it
         gets 413, nothing more is parsed, and the connection closes."""
         self._body_refused = True
-        body.set_exception(PayloadTooLarge(
-            f"the chunked body is over the {self._body_limit}-byte limit (framing and chunk extensions count)"))
+        if self._read_by_handler(body):
+            body.set_exception(PayloadTooLarge(
+                f"the chunked body is over the {self._body_limit}-byte limit (framing and chunk extensions count)"))
+        body.feed_eof()  # so aiohttp does not linger on what is no longer parsed
         self.close()
 
     def _head_done(self) -> None:

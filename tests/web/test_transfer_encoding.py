@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from tests.conftest import Provider
+from tests.conftest import LogSink, Provider
 from tests.faults import parse_answer, served_hub
 from tests.support import ECHO, call_headers, consumer_manifest, echo_action, make_config, provider_manifest, write_catalogue
 
@@ -114,3 +114,35 @@ async def test_pipelined_calls_after_a_late_body_are_all_answered(
         finally:
             writer.close()
     assert answered == count
+
+
+async def test_chunked_body_in_the_head_read_is_counted(tmp_path: Path, provider: Provider) -> None:
+    """Head and body in one write (so mostly one read): the body's framing counts from its first byte."""
+    root = write_catalogue(tmp_path / "catalogue", [echo_action()],
+                           [provider_manifest("provider-app", provider.url), consumer_manifest()])
+    async with served_hub(make_config(root, limits={"max_request_bytes": 1000})) as hub:
+        raw = await exchange(hub.port, head(["chunked"]) + chunked(BODY, b";x=" + b"e" * 5000))
+    answer = parse_answer(raw)
+    assert answer is not None and answer.status == 413, raw[:300]
+    assert provider.received == []
+
+
+def get_healthz_chunked() -> bytes:
+    return b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+@pytest.mark.parametrize("rest", ["over the limit", "bad chunk size"])
+async def test_a_body_refused_after_the_answer_logs_no_error(
+        tmp_path: Path, provider: Provider, log_sink: LogSink, rest: str) -> None:
+    """A handler answered without reading the body (/healthz takes none);
+    aiohttp then drains it. A body over the limit, or one that turns
+    malformed, ends the connection there: no error line, no traceback."""
+    root = write_catalogue(tmp_path / "catalogue", [echo_action()],
+                           [provider_manifest("provider-app", provider.url), consumer_manifest()])
+    tail = b"1000\r\n" + b" " * 4096 + b"\r\n0\r\n\r\n" if rest == "over the limit" else b"zz\r\n"
+    mark = log_sink.mark()
+    async with served_hub(make_config(root, limits={"max_request_bytes": 1000})) as hub:
+        raw = await exchange(hub.port, get_healthz_chunked() + b"5\r\nhello\r\n", tail)
+    assert raw.startswith(b"HTTP/1.1 200 "), raw[:300]
+    errors = [r for r in log_sink.since(mark) if r.get("level") in ("error", "critical")]
+    assert errors == [], errors
