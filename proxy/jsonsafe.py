@@ -16,9 +16,12 @@ to Python only where those say a problem is possible:
   orjson kept means a key was dropped (escaped colons counted in);
 - numbers: only a run of 16+ digits or a 3-digit exponent can be inexact;
   each such run is checked on its own. An integer outside 64 bits (which
-  orjson would read as a float) is carried exactly: the document is read
-  again with Python's arbitrary-precision ints, and encoded back with the
-  standard library (`dumps`). A decimal that no double holds is refused.
+  orjson would read as a float, or refuse as infinite past 1e308) is carried
+  exactly: the document is read again with Python's arbitrary-precision
+  ints, and encoded back with the standard library (`dumps`). A decimal
+  that no double holds is refused, and so is an integer of more than
+  MAX_INT_DIGITS digits (Python's own guard: converting one costs time
+  quadratic in its length).
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from .jsonpointer import pointer
 from .types import ValidationIssue
 
 INT_MIN, INT_MAX = -(2**63), 2**64 - 1  # what orjson keeps as an int
+MAX_INT_DIGITS = 4300  # sys.get_int_max_str_digits()'s default
 
 _ORJSON_MAX_DEPTH = 254  # nesting orjson.dumps still encodes
 _COUNT_BELOW = 4096
@@ -64,7 +68,14 @@ def loads(raw: bytes, *, max_depth: int, unique_keys: bool) -> Any:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         if "infinity" in exc.msg:
-            _slow_check(raw, unique_keys=False)  # raises with the number's pointer
+            # An integer past 1e308 (carried exactly), or a number no double
+            # holds (refused with its pointer): nothing above checked depth.
+            value = _slow_check(raw, unique_keys=unique_keys)
+            where = _too_deep_at(value, max_depth) if _may_nest(raw, max_depth) else None
+            if where is not None:
+                message = f"nested deeper than {max_depth} levels"
+                raise UnsafeJson(message, (ValidationIssue(where, message),)) from None
+            return value
         if "depth limit" in exc.msg or "ecursion" in exc.msg:
             raise UnsafeJson(f"nested deeper than {max_depth} levels") from None
         raise UnsafeJson(f"not valid JSON: {exc.msg}") from None
@@ -73,7 +84,7 @@ def loads(raw: bytes, *, max_depth: int, unique_keys: bool) -> Any:
         return value if exact_value is None else exact_value
     # Fewer brackets than the limit cannot nest past it; counting them costs
     # more than the padding on large bodies, which are padded unasked.
-    deep = len(raw) > _COUNT_BELOW or raw.count(b"[") + raw.count(b"{") > max_depth
+    deep = len(raw) > _COUNT_BELOW or _may_nest(raw, max_depth)
     pad = _ORJSON_MAX_DEPTH - max_depth if deep else 0
     wrapped: Any = value
     for _ in range(pad):
@@ -116,14 +127,23 @@ def _same_tokens(raw: bytes, compact: bytes, pad: int) -> bool:
     return len(compact) == len(stripped) + 2 * pad and compact.startswith(stripped, pad)
 
 
+def _may_nest(raw: bytes, max_depth: int) -> bool:
+    """False when `raw` has too few brackets to nest past `max_depth`."""
+    return raw.count(b"[") + raw.count(b"{") > max_depth
+
+
 def _too_deep_at(value: Any, max_depth: int) -> str | None:
+    """The pointer of the first container nested past `max_depth`. Only
+    containers are visited: a body of a million numbers is one list."""
+    if not isinstance(value, (dict, list)):
+        return None
     stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]
     while stack:
         node, path = stack.pop()
-        if isinstance(node, (dict, list)) and len(path) >= max_depth:
+        if len(path) >= max_depth:
             return pointer(path)
-        items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
-        stack.extend((child, (*path, key)) for key, child in reversed(list(items)))
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        stack.extend(reversed([(child, (*path, key)) for key, child in items if isinstance(child, (dict, list))]))
     return None
 
 
@@ -185,24 +205,39 @@ class _Repeated(dict[str, Any]):
 
 def _slow_check(raw: bytes, *, unique_keys: bool) -> Any:
     """A second, exact reading (stdlib json with hooks): UnsafeJson naming the
-    first inexact number or repeated key, else the value read exactly."""
+    first inexact number or repeated key, else the value read exactly. The
+    hooks mark what they refuse, and only then is the value walked for its
+    pointer: a body that passes costs one reading."""
+    refused = False
 
     def number(token: str) -> Any:
+        nonlocal refused
         try:
             as_float = float(token)
         except ValueError:
-            return _Inexact(token)
-        return as_float if exact(token) else _Inexact(token)
+            as_float = math.inf
+        if exact(token):
+            return as_float
+        refused = True
+        return _Inexact(token)
+
+    def integer(token: str) -> Any:
+        nonlocal refused
+        if len(token.lstrip("-")) <= MAX_INT_DIGITS:
+            return int(token)
+        refused = True
+        return _Inexact(token)
 
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        if unique_keys:
-            seen: set[str] = set()
-            for key, _ in items:
-                if key in seen:
-                    repeated = _Repeated(items)
-                    repeated.key = key
-                    return repeated
-                seen.add(key)
+        nonlocal refused
+        seen: set[str] = set()
+        for key, _ in items:
+            if key in seen:
+                refused = True
+                repeated = _Repeated(items)
+                repeated.key = key
+                return repeated
+            seen.add(key)
         return dict(items)
 
     def constant(name: str) -> Any:
@@ -210,10 +245,12 @@ def _slow_check(raw: bytes, *, unique_keys: bool) -> Any:
 
     try:
         # Integers of any size are exact in Python; decimals must be doubles' own.
-        value = json.loads(raw, parse_int=int, parse_float=number, parse_constant=constant,
-                           object_pairs_hook=pairs)
+        value = json.loads(raw, parse_int=integer, parse_float=number, parse_constant=constant,
+                           object_pairs_hook=pairs if unique_keys else None)
     except (ValueError, RecursionError):
         raise UnsafeJson("not valid JSON") from None
+    if not refused:
+        return value
     stack: list[tuple[Any, tuple[str | int, ...]]] = [(value, ())]
     while stack:
         node, path = stack.pop()
@@ -224,5 +261,8 @@ def _slow_check(raw: bytes, *, unique_keys: bool) -> Any:
             where = pointer((*path, node.key))
             raise UnsafeJson(f"duplicate key at {where}", (ValidationIssue(where, "duplicate key"),))
         items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
-        stack.extend((child, (*path, key)) for key, child in reversed(list(items)))
+        stack.extend(reversed([(child, (*path, key)) for key, child in items if isinstance(child, _MARKED)]))
     return value
+
+
+_MARKED = (dict, list, _Inexact)  # what can hold, or be, what _slow_check refused

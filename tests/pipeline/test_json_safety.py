@@ -43,6 +43,10 @@ def nested(depth: int) -> bytes:
     # Whitespace between tokens (skipped when comparing with the re-encoding) hides nothing.
     (b'{"a b": 0.12345678901234567890123456789012345, "c": " "}', "/a b"),
     (b'[\n 0.12345678901234567890123456789012345\n]', "/0"),
+    # Past Python's guard against quadratic int conversion, also after an integer orjson finds infinite.
+    (b'{"a": [1, ' + b"9" * 4301 + b']}', "/a/1"),
+    (b'{"a": 1' + b"0" * 400 + b', "b": -' + b"9" * 4301 + b'}', "/b"),
+    (b'{"a": 1' + b"0" * 400 + b', "b": 1e400}', "/b"),
 ])
 def test_inexact_numbers_are_refused_with_their_pointer(raw: bytes, pointer: str) -> None:
     for unique in (True, False):
@@ -65,12 +69,29 @@ def test_exact_numbers_pass(raw: bytes) -> None:
     (b'{"a": 18446744073709551616}', {"a": 2**64}),
     (b'{"a": [1, -9223372036854775809]}', {"a": [1, -(2**63) - 1]}),
     (b'{"a~b/c": 123456789012345678901234567890, "f": 0.5}', {"a~b/c": 123456789012345678901234567890, "f": 0.5}),
+    # Past 1e308, which orjson refuses as an infinite double.
+    (b'{"a": [1' + b"0" * 309 + b', -' + b"9" * 4300 + b']}', {"a": [10**309, -int("9" * 4300)]}),
 ])
 def test_integers_past_64_bits_are_carried_exactly(raw: bytes, value: Any) -> None:
     # orjson would read them as floats: the hub reads them again with exact ints.
     for unique in (True, False):
         assert loads(raw, max_depth=64, unique_keys=unique) == value
     assert json.loads(dumps(value)) == value
+
+
+def test_depth_is_checked_beside_an_integer_past_1e308() -> None:
+    raw = b'{"n": 1' + b"0" * 309 + b', "deep": ' + nested(70) + b'}'
+    with pytest.raises(UnsafeJson) as caught:
+        loads(raw, max_depth=64, unique_keys=False)
+    assert [issue.pointer for issue in caught.value.issues] == ["/deep" + "/0" * 63]
+
+
+def test_duplicate_key_beside_an_integer_past_1e308() -> None:
+    raw = b'{"n": 1' + b"0" * 309 + b', "k": 1, "k": 2}'
+    assert loads(raw, max_depth=64, unique_keys=False) == {"n": 10**309, "k": 2}
+    with pytest.raises(UnsafeJson) as caught:
+        loads(raw, max_depth=64, unique_keys=True)
+    assert [issue.pointer for issue in caught.value.issues] == ["/k"]
 
 
 def test_depth_counts_containers_not_brackets_in_strings() -> None:
