@@ -133,3 +133,20 @@ def test_without_jsonschema_rs_rejections_are_explained_by_jsonschema(monkeypatc
     without_rs, _ = compile_schema(schema)
     for instance in INSTANCES:
         assert without_rs(instance) == with_rs(instance)
+
+
+@pytest.mark.parametrize("engine", ["fastjsonschema", "jsonschema-rs"])
+def test_a_rejection_of_a_large_instance_names_its_first_issue_only(engine: str) -> None:
+    """jsonschema-rs makes all of an instance's errors before yielding one: an
+    instance of more values than EXPLAIN_ALL_BELOW gets the first issue only
+    (every item wrong in a 150,000-item array would take seconds), a smaller
+    one its first MAX_ISSUES."""
+    from proxy.validation import MAX_ISSUES
+    from proxy.validation.rs import EXPLAIN_ALL_BELOW
+
+    schema = {"type": "object", "properties": {"kinds": {"type": "array", "items": {"type": "string"}}}}
+    validate, _ = compile_schema(schema, engine)
+    small = validate({"kinds": list(range(EXPLAIN_ALL_BELOW - 10))})
+    assert [issue.pointer for issue in small] == sorted(f"/kinds/{i}" for i in range(MAX_ISSUES))
+    large = validate({"kinds": list(range(150_000))})
+    assert [(issue.pointer, issue.message) for issue in large] == [("/kinds/0", "must be of type string")]
