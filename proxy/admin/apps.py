@@ -26,7 +26,7 @@ from ..pipeline.limits import usage_checks
 from ..pipeline.steps import check_media_type
 from ..registry.manifest import ManifestError, parse_manifest, redacted
 from ..types import ValidationIssue
-from ..web.middleware import Route
+from ..web.middleware import Route, send_continue
 from ..web.state import HUB
 
 log = get_logger("apihub.admin")
@@ -117,6 +117,7 @@ async def _set_installed(request: web.Request, installed: bool) -> web.StreamRes
 
 async def _manifest_body(request: web.Request) -> dict[str, Any]:
     check_media_type(request.headers.get("Content-Type"))
+    await send_continue(request)
     raw = await request.read()
     try:
         doc = orjson.loads(raw)

@@ -19,7 +19,7 @@ from ..pipeline.relay import Relay
 from ..registry import Registry
 from ..types import CallRecord
 from .answer import JSON, JsonAnswer
-from .middleware import RECORD
+from .middleware import RECORD, send_continue
 from .state import HUB, Hub
 
 if TYPE_CHECKING:  # aiohttp's header map (multidict comes with aiohttp)
@@ -69,6 +69,7 @@ async def read_body(request: web.Request, limit: int, timeout_s: float) -> bytes
             if len(raw) > limit:
                 raise PayloadTooLarge(f"body is over the {limit}-byte limit")
             return raw
+        await send_continue(request)
         async with asyncio.timeout(timeout_s):
             while chunk := await request.content.readany():
                 size += len(chunk)

@@ -68,11 +68,20 @@ def correlation_id_of(request: web.BaseRequest) -> str | None:
 
 
 async def expect_handler(request: web.Request) -> None:
-    """`Expect: 100-continue` is honoured; any other expectation is ignored
-    (RFC 9110 §10.1.1 allows that instead of a 417), so the request still
-    gets the hub's own answer, problem+json and X-Request-Id included,
-    rather than aiohttp's text/plain 417 sent before any middleware runs."""
-    if request.version == HttpVersion11 and request.headers.get("Expect", "").lower() == "100-continue":
+    """aiohttp runs this before the middleware, so nothing is answered here:
+    `100 Continue` waits until a handler wants the body (send_continue),
+    after authentication and the size check, so the hub never invites the
+    upload of a body it refuses. Any other expectation is ignored (RFC 9110
+    §10.1.1 allows that instead of a 417): the request still gets the hub's
+    own answer, problem+json and X-Request-Id included, rather than aiohttp's
+    text/plain 417."""
+
+
+async def send_continue(request: web.BaseRequest) -> None:
+    """`100 Continue` to a consumer that asked for it and has not sent its
+    body: the hub is about to read it."""
+    if (request.version == HttpVersion11 and request.writer.output_size == 0
+            and request.headers.get("Expect", "").lower() == "100-continue"):
         await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         request.writer.output_size = 0  # the answer's own head is still to come
 
