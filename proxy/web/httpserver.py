@@ -10,7 +10,9 @@ aiohttp lacks (docs/contract.md, "HTTP-level rejections").
   closed; a connection that never sent a byte is just closed. The body has
   its own deadline (`[server] body_timeout_ms`, enforced in call.read_body).
 - problem+json for what the HTTP parser rejects before the app sees a
-  request (aiohttp answers text/plain): malformed HTTP 400 `bad_request`, a
+  request (aiohttp answers text/plain): malformed HTTP 400 `bad_request`
+  (also a request line without a version, which aiohttp reads as HTTP/0.9,
+  or with a version but 1.0 and 1.1, which it answers in kind), a
   URL over `max_header_bytes` 414 and too large or too many header fields
   431 `request_too_large`, each with an X-Request-Id.
 - A chunked body is counted on the wire against `[limits] max_request_bytes`:
@@ -41,10 +43,10 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from aiohttp.http import RawRequestMessage
+from aiohttp.http import HttpVersion10, HttpVersion11, RawRequestMessage
 from aiohttp.http_exceptions import BadHttpMessage, LineTooLong
-from aiohttp.streams import StreamReader
-from aiohttp.web_protocol import RequestHandler
+from aiohttp.streams import EMPTY_PAYLOAD, StreamReader
+from aiohttp.web_protocol import RequestHandler, _ErrInfo
 from aiohttp.web_request import BaseRequest
 
 from ..errors import (
@@ -64,6 +66,8 @@ from .state import HUB
 
 log = get_logger("apihub.access")
 error_log = get_logger("apihub.error")
+
+_HTTP_1 = (HttpVersion10, HttpVersion11)
 
 # Told of every rejection made below the app: (status, code).
 OnReject = Callable[[int, str], None]
@@ -157,6 +161,7 @@ class HubRequestHandler(RequestHandler):
         count = self._request_count
         super().data_received(data)
         if self._request_count != count:
+            self._refuse_versions(self._request_count - count)
             if not awaiting_head and body is not None:
                 self._fail_body(body)
             self._head_done()
@@ -186,6 +191,16 @@ class HubRequestHandler(RequestHandler):
             self._write_timer = None
         self._hold(0)
         super().connection_lost(exc)
+
+    def _refuse_versions(self, new: int) -> None:
+        """The last `new` queued requests, where not HTTP/1.0 or 1.1, become
+        parse errors: answered 400 in their turn (handle_error), then closed."""
+        messages = self._messages
+        for at in range(len(messages) - new, len(messages)):
+            message = messages[at][0]
+            if isinstance(message, RawRequestMessage) and message.version not in _HTTP_1:
+                error = BadHttpMessage(f"HTTP/{message.version.major}.{message.version.minor} is not served")
+                messages[at] = (_ErrInfo(status=400, exc=error, message=error.message), EMPTY_PAYLOAD)
 
     def _count_first_read(self, data: bytes, head_starts_read: bool) -> None:
         """The chunked body's bytes in the read that completed its head.

@@ -479,6 +479,10 @@ async def test_slow_body_gets_408_and_the_connection_closes(tmp_path: Path, prov
     (b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400, "bad_request"),
     (b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n", 400, "bad_request"),
     (b"GET /healthz HTTP/9.9\r\nHost: x\r\n\r\n", 400, "bad_request"),
+    # aiohttp reads a request line without a version as HTTP/0.9, and answers 2.0 in kind.
+    (b"GET /healthz\r\nHost: x\r\n\r\n", 400, "bad_request"),
+    (b"GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n", 400, "bad_request"),
+    (b"POST /v1/services/call/a/b HTTP/2.0\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}", 400, "bad_request"),
     (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "request_too_large"),
     (b"GET /healthz HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " + b"t" * 9000 + b"\r\n\r\n",
      431, "request_too_large"),
