@@ -92,6 +92,13 @@ def positive_int(name: str, raw: str | None) -> int | None:
     return _HUGE if len(digits) > 18 else int(digits)
 
 
+def as_sent(raw: str) -> str:
+    """A positive_int parameter for a message: its digits as sent (not
+    _HUGE), the first 24 of a longer one."""
+    digits = raw.lstrip("0")
+    return digits if len(digits) <= 24 else digits[:24] + "…"
+
+
 def choose_version(action: Action, provision: Provision, requested: str | None) -> ActionVersion:
     wanted = positive_int("version", requested)
     if wanted is None:
@@ -100,10 +107,11 @@ def choose_version(action: Action, provision: Provision, requested: str | None) 
             raise UnsupportedVersion(
                 f"the provider serves none of the catalogue's versions of {action.name!r}")
         return action.versions[best]
+    assert requested is not None
     if wanted not in action.versions:
-        raise UnsupportedVersion(f"{action.name!r} has no version {wanted} in the catalogue")
+        raise UnsupportedVersion(f"{action.name!r} has no version {as_sent(requested)} in the catalogue")
     if wanted not in provision.versions:
-        raise UnsupportedVersion(f"the provider does not serve version {wanted} of {action.name!r}")
+        raise UnsupportedVersion(f"the provider does not serve version {as_sent(requested)} of {action.name!r}")
     return action.versions[wanted]
 
 
@@ -111,7 +119,8 @@ def catalogue_version(action: Action, requested: str | None) -> int | None:
     """`?version=N` for endpoints without a provider: N must be in the catalogue."""
     wanted = positive_int("version", requested)
     if wanted is not None and wanted not in action.versions:
-        raise UnsupportedVersion(f"{action.name!r} has no version {wanted} in the catalogue")
+        assert requested is not None
+        raise UnsupportedVersion(f"{action.name!r} has no version {as_sent(requested)} in the catalogue")
     return wanted
 
 

@@ -49,7 +49,7 @@ from .. import __version__
 from ..catalogue import Action, Catalogue
 from ..errors import UnsupportedVersion
 from ..pipeline.outcomes import by_status
-from ..pipeline.steps import positive_int
+from ..pipeline.steps import as_sent, positive_int
 from ..validation.bundle import bundle, needs_bundling
 from ..validation.drafts import draft_of
 from .state import HUB
@@ -82,9 +82,11 @@ OPENAPI_CACHE = web.AppKey("openapi_cache", OpenApiCache)
 
 async def openapi_json(request: web.Request) -> web.StreamResponse:
     catalogue = request.app[HUB].catalogue
-    version = positive_int("version", request.query.get("version"))
+    asked = request.query.get("version")
+    version = positive_int("version", asked)
     if version is not None and not any(version in a.versions for a in catalogue.actions.values()):
-        raise UnsupportedVersion(f"no action of the catalogue has a version {version}")
+        assert asked is not None
+        raise UnsupportedVersion(f"no action of the catalogue has a version {as_sent(asked)}")
     cache = request.app[OPENAPI_CACHE]
     rendered = cache.rendered.get(version)
     if rendered is None or (rendered.generation, rendered.loaded_at) != (catalogue.generation,
@@ -93,7 +95,9 @@ async def openapi_json(request: web.Request) -> web.StreamResponse:
             cache.rendered.clear()  # another generation: every version's document is stale
         rendered = cache.rendered[version] = await asyncio.to_thread(render, catalogue, version)
     headers = {"ETag": rendered.etag, "Cache-Control": "no-cache"}
-    if rendered.etag in request.headers.get("If-None-Match", ""):
+    matches = request.headers.get("If-None-Match", "")
+    # `*`: any current representation (RFC 9110 §13.1.2); else a weak comparison, W/ or not.
+    if matches.strip() == "*" or rendered.etag in matches:
         return web.Response(status=304, headers=headers)
     return web.Response(body=rendered.body, content_type="application/json", headers=headers)
 

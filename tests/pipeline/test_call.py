@@ -466,8 +466,10 @@ async def test_token_that_is_not_utf8_is_just_unknown(hub: Any) -> None:
 async def test_huge_timeout_is_clamped_not_refused(hub: Any) -> None:
     r = await hub.post(CALL + "?timeout=" + "9" * 40, json=GOOD, headers=call_headers())
     assert r.status == 200
+    r = await hub.post(CALL + "?version=" + "0012345678901234567890", json=GOOD, headers=call_headers())
+    assert "version 12345678901234567890 " in (await problem(r, 404, "unsupported_version"))["detail"]
     r = await hub.post(CALL + "?version=" + "9" * 40, json=GOOD, headers=call_headers())
-    await problem(r, 404, "unsupported_version")
+    assert "version " + "9" * 24 + "…" in (await problem(r, 404, "unsupported_version"))["detail"]
     r = await hub.post(CALL + "?timeout=000", json=GOOD, headers=call_headers())
     await problem(r, 400, "invalid_parameter")
 

@@ -169,6 +169,8 @@ async def test_cached_per_generation_and_follows_reloads(make_hub: HubFactory, t
     assert client.server.app[OPENAPI_CACHE].rendered[None] is cached  # not rebuilt per request
     unchanged, body = await fetch(client, **{"If-None-Match": first.headers["ETag"]})
     assert unchanged.status == 304 and body is None
+    anything, body = await fetch(client, **{"If-None-Match": "*"})
+    assert anything.status == 304 and body is None
 
     other = echo_action("@test:Other:run", versions=(1,))
     (tmp_path / "catalogue" / "actions" / "other.json").write_text(json.dumps(other))
