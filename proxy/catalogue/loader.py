@@ -23,6 +23,7 @@ from ..types import ValidationIssue
 from ..validation import DEFAULT_ENGINE, CodeCache, Compiled, Engine, SchemaError, engine_for
 from . import openapi
 from .files import action_files, read_action_file
+from .hubkeys import refused_hub_key
 from .model import Action, ActionSpec, ActionVersion, Catalogue
 from .sharing import Sharing
 
@@ -232,6 +233,11 @@ def _build_action(spec: ActionSpec, compiler: SchemaCompiler,
             if compiled[side].fallback:
                 warnings.append(Problem(spec.source, f"/versions/{number}/{side}",
                                         f"{name} v{number} {side} schema: {compiled[side].fallback}"))
+        refuses = refused_hub_key(version.request) if version.request is not None else None
+        if refuses is not None:
+            warnings.append(Problem(spec.source, f"/versions/{number}/request",
+                                    f"{name} v{number} request schema {refuses}: every call will be "
+                                    "refused (400 invalid_request)"))
         if len(compiled) == 2:
             versions[number] = ActionVersion(
                 version=number,
@@ -243,6 +249,7 @@ def _build_action(spec: ActionSpec, compiler: SchemaCompiler,
                 enforce_request=version.enforce_request,
                 enforce_response=version.enforce_response,
                 engines=(compiled["request"].engine, compiled["response"].engine),
+                refuses_calls=refuses or "",
             )
     action = Action(
         name=name, title=spec.title, description=spec.description, source=spec.source,

@@ -52,6 +52,8 @@ class ActionVersion:
     enforce_response: Mode = "strict"
     # The engine validating each side ("" for an undescribed answer)
     engines: tuple[str, str] = ("", "")
+    # Why the request schema refuses every forwarded body (catalogue/hubkeys.py), or "".
+    refuses_calls: str = ""
 
     @property
     def answer_described(self) -> bool:

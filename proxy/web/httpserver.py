@@ -161,7 +161,9 @@ class HubRequestHandler(RequestHandler):
         count = self._request_count
         super().data_received(data)
         if self._request_count != count:
-            self._refuse_versions(self._request_count - count)
+            new = self._request_count - count
+            if new > 1 or (self._messages and getattr(self._messages[-1][0], "version", None) is not HttpVersion11):
+                self._refuse_versions(new)
             if not awaiting_head and body is not None:
                 self._fail_body(body)
             self._head_done()

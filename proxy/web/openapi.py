@@ -199,6 +199,13 @@ class ActionDoc:
                 if schema is None:
                     schemas[name] = {"title": f"{action.name} v{number} {side}", "description": UNDESCRIBED}
                     continue
+                if side == "request" and spec.refuses_calls:
+                    # Nothing a consumer sends can pass: say so rather than describe a body.
+                    schemas[name] = {"title": f"{action.name} v{number} {side}", "not": {},
+                                     "description": f"No request is valid: the request schema {spec.refuses_calls}."}
+                    notes.append(f"v{number}: every call is refused (400 invalid_request): the request schema "
+                                 f"{spec.refuses_calls}, which the hub adds to every body.")
+                    continue
                 schema = standalone(schema)
                 if side == "request":
                     schema, clean = strip_hub_owned(schema)
