@@ -551,11 +551,33 @@ def to_2020_12(schema: Any, base: str) -> Any:
         out["$defs"] = {**defs, **out.get("$defs", {})}
         _rewrite_refs(out, lambda ref: "#/$defs/" + ref[len("#/definitions/"):]
                       if ref.startswith("#/definitions/") else ref)
-    if draft not in ("2019-09", "2020-12"):
-        for node in list(_subschemas(out)):
+    for node in list(_subschemas(out)):
+        if draft not in ("2019-09", "2020-12"):
             _upgrade(node, draft)
+        _drop_mistyped_default(node)
     _rewrite_refs(out, lambda ref: base + ref[1:] if ref.startswith("#") else ref)
     return out
+
+
+def _drop_mistyped_default(node: dict[str, Any]) -> None:
+    """A `default` of a type the node refuses (`"type": "string", "default":
+    null` in published documents): an annotation nothing validates, but
+    OpenAPI validators refuse the document for it."""
+    if "default" not in node or "type" not in node:
+        return
+    types = node["type"] if isinstance(node["type"], list) else [node["type"]]
+    if not any(_is_of_type(node["default"], kind) for kind in types):
+        del node["default"]
+
+
+def _is_of_type(value: Any, kind: Any) -> bool:
+    if kind == "integer":
+        return isinstance(value, int) and not isinstance(value, bool) or (
+            isinstance(value, float) and value.is_integer())
+    python = {"null": type(None), "boolean": bool, "string": str, "array": list, "object": dict}.get(kind)
+    if kind == "number":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return python is not None and isinstance(value, python)
 
 
 def _subschemas(node: Any) -> Iterator[dict[str, Any]]:

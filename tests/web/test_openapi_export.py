@@ -345,3 +345,19 @@ def test_draft07_ref_siblings_stay_ignored() -> None:
     schema = {"properties": {"a": {"$ref": "#/definitions/S", "maxLength": 1}}, "definitions": {"S": {"type": "string"}}}
     out = to_2020_12(schema, "#/components/schemas/X")
     assert out["properties"]["a"] == {"$ref": "#/components/schemas/X/$defs/S"}
+
+
+def test_a_default_of_a_type_the_schema_refuses_is_dropped(tmp_path: Path) -> None:
+    """Published documents write `"type": "string", "default": null`: an
+    annotation nothing validates, which OpenAPI validators refuse."""
+    action = echo_action(versions=(1,))
+    action["versions"]["1"]["response"]["properties"]["data"]["properties"] = {
+        "s": {"type": "string", "default": None}, "n": {"type": ["number", "null"], "default": None},
+        "i": {"type": "integer", "default": 2.0}, "a": {"type": "array", "default": "x"}}
+    root = write_catalogue(tmp_path / "cat", [action], [provider_manifest("p", "http://127.0.0.1:1/"),
+                                                        consumer_manifest()])
+    doc = build_document(load_catalogue(root))
+    validate(doc)
+    schema = next(v for k, v in doc["components"]["schemas"].items() if k.endswith(".v1.response"))
+    kept = {k: "default" in v for k, v in schema["properties"]["data"]["properties"].items()}
+    assert kept == {"s": False, "n": True, "i": True, "a": False}
