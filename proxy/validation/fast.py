@@ -20,6 +20,7 @@ load reports it as a warning.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import decimal
 import types
@@ -27,6 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 import fastjsonschema
+import orjson
 
 from ..observe.logs import get_logger
 from ..types import ValidationIssue
@@ -67,7 +69,8 @@ class FastEngine:
                 return _fallback(schema, draft, formats, bundled.blockers[0])
             definition = bundled.schema
         decide = _LazyCode(_definition(definition, draft), self._code_cache, _cache_key(schema, formats),
-                           lambda: _fallback(schema, draft, formats, ("", "this schema")).validate)
+                           lambda: _fallback(schema, draft, formats, ("", "this schema")).validate,
+                           lambda: _interim(schema, draft, formats))
         return self._compiled(decide, schema, draft, formats)
 
     def _compiled(self, decide: Callable[[Any], Any], schema: Any, draft: Draft, formats: bool) -> Compiled:
@@ -79,29 +82,62 @@ class FastEngine:
         return Compiled(validate, draft.name, self.name)
 
 
+# A schema this large (its JSON, in bytes) takes fastjsonschema 0.1–0.8 s
+# to generate code for (GitHub's published response schemas): on the event
+# loop that would hold every other call of the worker.
+IN_BACKGROUND_ABOVE = 8 * 1024
+
+
 class _LazyCode:
     """fastjsonschema's code for one schema, generated on the first call (or
-    loaded from the code cache). Should fastjsonschema fail to compile a
-    schema that passed every check, the other engine validates it instead,
-    and the log says so: the verdict stays right."""
+    loaded from the code cache). A large schema's code is generated in a
+    thread, and until it is ready jsonschema-rs decides, with the same format
+    rules (`interim`). Should fastjsonschema fail to compile a schema that
+    passed every check, the other engine validates it instead, and the log
+    says so: the verdict stays right."""
 
-    __slots__ = ("_definition", "_cache", "_key", "_fallback", "_decide")
+    __slots__ = ("_cache", "_decide", "_definition", "_fallback", "_interim", "_key", "_pending")
 
     def __init__(self, definition: Any, cache: CodeCache | None, key: Any,
-                 fallback: Callable[[], Validator]) -> None:
+                 fallback: Callable[[], Validator], interim: Callable[[], Validator | None]) -> None:
         self._definition = definition
         self._cache = cache
         self._key = key
         self._fallback = fallback
+        self._interim = interim
         self._decide: Callable[[Any], Any] | None = None
+        self._pending: Callable[[Any], Any] | None = None  # deciding while the code is generated
 
     def __call__(self, instance: Any) -> Any:
         decide = self._decide
         if decide is None:
-            decide = self._decide = self._build()
+            decide = self._pending or self._first_use()
         return decide(instance)
 
-    def _build(self) -> Callable[[Any], Any]:
+    def _first_use(self) -> Callable[[Any], Any]:
+        cached = self._cached()
+        if cached is not None:
+            self._decide = cached
+            return cached
+        interim = self._interim() if _large(self._definition) else None
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if interim is None or loop is None:
+            self._decide = self._generate()
+            return self._decide
+        self._pending = _deciding(interim)
+        loop.run_in_executor(None, self._generate).add_done_callback(self._generated)
+        return self._pending
+
+    def _generated(self, future: asyncio.Future[Callable[[Any], Any]]) -> None:
+        self._pending = None
+        if not future.cancelled() and future.exception() is None:
+            self._decide = future.result()
+        # Else (the loop's executor shut down): the next call starts again.
+
+    def _cached(self) -> Callable[[Any], Any] | None:
         if self._cache is not None:
             code = self._cache.load(self._key)
             if code is not None:
@@ -109,6 +145,9 @@ class _LazyCode:
                     return _run(code)
                 except Exception:  # noqa: BLE001 - a stale or damaged entry: compile afresh
                     pass
+        return None
+
+    def _generate(self) -> Callable[[Any], Any]:
         try:
             code = compile_trimmed(_source(self._definition))
             decide = _run(code)
@@ -118,6 +157,25 @@ class _LazyCode:
         if self._cache is not None:
             self._cache.store(self._key, code)
         return decide
+
+
+def _large(definition: Any) -> bool:
+    try:
+        return len(orjson.dumps(definition)) > IN_BACKGROUND_ABOVE
+    except orjson.JSONEncodeError:  # an integer past 64 bits in the schema
+        return True
+
+
+def _interim(schema: Any, draft: Draft, formats: bool) -> Validator | None:
+    """jsonschema-rs on the schema as written, with fastjsonschema's format
+    rules (the engines agree by construction, as for explanations), or None."""
+    if not rs.available():
+        return None
+    regexes = draft.generator.FORMAT_REGEXS if formats else None
+    try:
+        return rs.compile_rs(schema, draft.name, validate_formats=formats, format_regexes=regexes)
+    except SchemaError:
+        return None
 
 
 def _source(definition: Any) -> str:
