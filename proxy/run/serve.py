@@ -23,7 +23,7 @@ from ..web.answer import write_vectored
 from ..web.app import create_app
 from ..web.httpserver import HubRunner
 from ..web.state import HUB, Loaded
-from .exits import EXIT_OK, startup_failure
+from .exits import EXIT_OK, CannotListen, startup_failure
 from .limits import raise_fd_limit
 
 log = get_logger("apihub.server")
@@ -72,7 +72,10 @@ def run_worker(config: Config, *, sock: socket.socket | None = None, loaded: Loa
     heap.freeze()
     heap.collect_young_less_often()
     uvloop = use_uvloop()
-    asyncio.run(serve_app(app, config, sock=sock, uvloop=uvloop, on_started=on_started))
+    try:
+        asyncio.run(serve_app(app, config, sock=sock, uvloop=uvloop, on_started=on_started))
+    except CannotListen as exc:
+        return startup_failure(exc)
     return EXIT_OK
 
 
@@ -100,7 +103,11 @@ async def start_admin(app: web.Application, config: Config) -> web.AppRunner | N
     await runner.setup()
     site = web.TCPSite(runner, config.admin.host, config.admin.port,
                        reuse_port=config.server.workers != 1)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise CannotListen(config.admin.host, config.admin.port, exc) from None
     log.info("admin_listening", address=site.name)
     return runner
 
@@ -125,7 +132,10 @@ async def serve_app(
                 runner, config.server.host, config.server.port,
                 reuse_port=config.server.workers != 1, backlog=1024,
             )
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            raise CannotListen(config.server.host, config.server.port, exc) from None
         admin_runner = await start_admin(app, config)
         log.info(
             "listening", address=site.name, actions=len(hub.catalogue.actions),

@@ -229,16 +229,19 @@ def _drain_when_orphaned(parent: int) -> None:
 
 
 def port_available(config: Config) -> str | None:
-    """Why the workers could not bind the port, or None (checked before forking)."""
-    server = config.server
-    family = socket.AF_INET6 if ":" in server.host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        try:
-            probe.bind((server.host, server.port))
-        except OSError as exc:
-            return f"cannot listen on {server.host}:{server.port}: {exc.strerror}"
+    """Why the workers could not bind the public port or the admin's, or None (checked before forking)."""
+    addresses = [(config.server.host, config.server.port)]
+    if config.admin.enabled:
+        addresses.append((config.admin.host, config.admin.port))
+    for host, port in addresses:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                return f"cannot listen on {host}:{port}: {exc.strerror}"
     return None
 
 

@@ -208,7 +208,10 @@ def test_broken_catalogue_stops_start_up_before_forking(tmp_path: Path, echo_pro
     assert "worker_started" not in text
 
 
-def test_port_in_use_stops_start_up(tmp_path: Path, echo_provider: str) -> None:
+@pytest.mark.parametrize(("workers", "taken"), [(WORKERS, "server"), (WORKERS, "admin"), (1, "server"), (1, "admin")])
+def test_port_in_use_stops_start_up(tmp_path: Path, echo_provider: str, workers: int, taken: str) -> None:
+    """One line naming the address, no traceback, exit 1: the public port or
+    the admin's, with one worker or several."""
     import socket
 
     root = _catalogue(tmp_path, echo_provider)
@@ -216,12 +219,16 @@ def test_port_in_use_stops_start_up(tmp_path: Path, echo_provider: str) -> None:
         holder.bind(("127.0.0.1", 0))
         holder.listen()
         port = holder.getsockname()[1]
-        config = write_config_file(tmp_path / "config.toml", root, port, server={"workers": WORKERS})
+        free = free_port()
+        server_port, admin_port = (port, free) if taken == "server" else (free, port)
+        config = write_config_file(tmp_path / "config.toml", root, server_port, server={"workers": workers},
+                                   admin={"enabled": True, "host": "127.0.0.1", "port": admin_port})
         proc = subprocess.run(
             [*start_args(config)], capture_output=True, timeout=20, cwd=str(Path(__file__).parent.parent),
         )
     assert proc.returncode == 1
-    assert b"cannot listen on 127.0.0.1:" in proc.stderr
+    assert f"cannot listen on 127.0.0.1:{port}".encode() in proc.stderr
+    assert b"Traceback" not in proc.stderr
 
 
 def start_args(config: Path) -> list[str]:
