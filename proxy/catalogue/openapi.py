@@ -45,6 +45,7 @@ import yaml
 
 from ..errors import CatalogueError, Problem
 from ..jsonpointer import escape as esc
+from ..jsonpointer import resolve_local, unescape
 from ..validation import SchemaError, check_schema
 from .files import parse_enforce
 from .model import ActionSpec, VersionSpec
@@ -191,10 +192,6 @@ def _jsonable(value: Any, at: str) -> Any:
     raise _NotJson(at, f"a YAML {type(value).__name__} has no JSON equivalent")
 
 
-def unesc(token: str) -> str:
-    return token.replace("~1", "/").replace("~0", "~")
-
-
 # ---- one document --------------------------------------------------------------------------
 
 @dataclass
@@ -272,8 +269,14 @@ class _Document:
             self.note((), True, where, "a Path Item must be an object")
             return None
         if "$ref" in item:
-            self.note((), True, f"{where}/$ref", "Path Item references are not supported: inline the path")
-            return None
+            # A Path Item defined elsewhere in the document: read there, named after this path.
+            ref = item["$ref"]
+            target = resolve_local(self.doc, ref) if isinstance(ref, str) else None
+            if not isinstance(target, dict) or "$ref" in target:
+                self.note((), False, f"{where}/$ref", "a Path Item reference to another document or to "
+                                                      "another reference: skipped (inline the path)")
+                return None
+            item = target
         post = item.get("post")
         if post is None:
             methods = [m for m in item if m in {"get", "put", "patch", "delete", "head", "options", "trace"}]
@@ -357,7 +360,7 @@ class _Document:
             if not isinstance(ref, str) or not ref.startswith(prefix):
                 self.note([name], True, f"{where}/$ref", f"only {prefix}... references are supported here")
                 return None, where
-            key = unesc(unquote(ref[len(prefix):]))
+            key = unescape(unquote(ref[len(prefix):]))
             target = ((self.doc.get("components") or {}).get(kind) or {}).get(key)
             if target is None:
                 self.note([name], True, f"{where}/$ref", f"no {key!r} in components/{kind}")
@@ -479,7 +482,7 @@ class _Document:
             ref = schema["$ref"]
             if not ref.startswith(_COMPONENTS):
                 return None
-            schema = self.schemas.get(unesc(unquote(ref[len(_COMPONENTS):])))
+            schema = self.schemas.get(unescape(unquote(ref[len(_COMPONENTS):])))
             depth += 1
         return schema
 
@@ -608,7 +611,7 @@ class _Converter:
                                "copy the schema into components/schemas")
             return {}
         first, _, rest = ref[len(_COMPONENTS):].partition("/")
-        name = unesc(unquote(first))
+        name = unescape(unquote(first))
         if name not in self.document.schemas:
             self.error(at, f"no schema {name!r} in components/schemas")
             return {}

@@ -48,6 +48,7 @@ from aiohttp import web
 from .. import __version__
 from ..catalogue import Action, Catalogue
 from ..errors import UnsupportedVersion
+from ..jsonpointer import unescape
 from ..pipeline.outcomes import by_status
 from ..pipeline.steps import as_sent, positive_int
 from ..validation.bundle import bundle, needs_bundling
@@ -411,7 +412,7 @@ def strip_hub_owned(schema: Any) -> tuple[Any, bool]:
     def local(ref: Any) -> Any:
         for prefix in ("#/definitions/", "#/$defs/"):
             if isinstance(ref, str) and ref.startswith(prefix) and "/" not in ref[len(prefix):]:
-                return definitions.get(ref[len(prefix):].replace("~1", "/").replace("~0", "~"))
+                return definitions.get(unescape(ref[len(prefix):]))
         return None
 
     def strip(node: dict[str, Any]) -> None:
@@ -498,7 +499,7 @@ def _prune_definitions(schema: dict[str, Any]) -> dict[str, Any]:
                     if ref.startswith(f"#/{key}") or ref == "#":
                         return schema  # a reference this cannot follow: keep everything
                     continue
-                name = ref[len(prefix):].split("/")[0].replace("~1", "/").replace("~0", "~")
+                name = unescape(ref[len(prefix):].split("/")[0])
                 if name not in reachable and name in defs:
                     reachable.add(name)
                     todo.append(defs[name])

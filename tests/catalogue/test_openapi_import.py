@@ -575,3 +575,25 @@ def test_bad_document_default_version_points_at_the_top() -> None:
     doc["x-version"] = 0
     _, errors, _ = imported(doc)
     assert where(errors) == {"/x-version": f"{ACTION}: must be a positive integer or a non-empty list of them"}
+
+
+def test_path_item_references_within_the_document() -> None:
+    """A Path Item may be a `$ref` to another in the same document: read there,
+    named after its own path. One that cannot be followed is a warning, not
+    an error that would reject the whole catalogue."""
+    paths = {
+        "/@a:B:source": {"get": {"responses": {"200": {"description": "ok"}}}},
+        "/@a:B:posted": {"post": operation({"type": "object"})},
+        "/@a:B:alias": {"$ref": "#/paths/~1@a:B:posted"},
+        "/@a:B:to-get": {"$ref": "#/paths/~1@a:B:source"},
+        "/@a:B:away": {"$ref": "other.yaml#/paths/~1x"},
+        "/@a:B:chained": {"$ref": "#/paths/~1@a:B:alias"},
+    }
+    specs, errors, warnings = imported(document(paths))
+    assert errors == []
+    assert sorted(specs) == ["@a:B:alias", "@a:B:posted"]
+    assert specs["@a:B:alias"].versions[1].request == specs["@a:B:posted"].versions[1].request
+    skipped = where(warnings)
+    assert "/paths/~1@a:B:to-get" in skipped and "no POST operation" in skipped["/paths/~1@a:B:to-get"]
+    for name in ("away", "chained"):
+        assert "Path Item reference" in skipped[f"/paths/~1@a:B:{name}/$ref"]
