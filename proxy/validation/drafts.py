@@ -19,7 +19,7 @@ from fastjsonschema.draft06 import CodeGeneratorDraft06
 from fastjsonschema.draft07 import CodeGeneratorDraft07
 from fastjsonschema.draft2019 import CodeGeneratorDraft2019
 
-from ..jsonpointer import pointer
+from ..jsonpointer import pointer, resolve_local
 from ..types import CLIPPED_CHARS, clip
 from .base import SchemaError
 
@@ -113,6 +113,84 @@ def _walk(schema: Any, at: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[s
                 yield from _walk(sub, (*at, key, name))
 
 
+_IN_PLACE_LISTS = ("allOf", "anyOf", "oneOf")
+_IN_PLACE_ONE = ("not", "if", "then", "else")
+
+
+def _ref_loop(schema: Any, *, ref_alone: bool) -> str | None:
+    """The pointer of a subschema that applies itself again to the same
+    instance location (through `$ref`s within the document and in-place
+    applicators), or None. `ref_alone`: a `$ref` ignores its siblings
+    (draft-07 and before)."""
+    where = {id(sub): pointer(at) for at, sub in _walk(schema)}
+
+    def applied(node: dict[str, Any]) -> list[dict[str, Any]]:
+        ref = node.get("$ref")
+        targets = []
+        if isinstance(ref, str):
+            target = resolve_local(schema, ref)
+            if isinstance(target, dict):
+                targets.append(target)
+            if ref_alone:
+                return targets
+        for keyword in _IN_PLACE_LISTS:
+            members = node.get(keyword)
+            if isinstance(members, list):
+                targets.extend(member for member in members if isinstance(member, dict))
+        for keyword in _IN_PLACE_ONE:
+            member = node.get(keyword)
+            if isinstance(member, dict):
+                targets.append(member)
+        return targets
+
+    done: set[int] = set()
+    for start in _used(schema):
+        if id(start) in done:
+            continue
+        on_path = {id(start)}
+        stack = [(start, iter(applied(start)))]
+        while stack:
+            node, pending = stack[-1]
+            child = next(pending, None)
+            if child is None:
+                stack.pop()
+                on_path.discard(id(node))
+                done.add(id(node))
+            elif id(child) in on_path:
+                return where.get(id(child), "")
+            elif id(child) not in done:
+                on_path.add(id(child))
+                stack.append((child, iter(applied(child))))
+    return None
+
+
+def _used(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    """The subschemas validation can reach from the root: through every
+    keyword but the definitions, and through `$ref`s within the document."""
+    seen: dict[int, dict[str, Any]] = {}
+    pending = [schema]
+    while pending:
+        node = pending.pop()
+        if id(node) in seen:
+            continue
+        seen[id(node)] = node
+        for key, value in node.items():
+            if key in ("definitions", "$defs") or key in _DATA_KEYWORDS:
+                continue
+            if key == "$ref" and isinstance(value, str):
+                target = resolve_local(schema, value)
+                if isinstance(target, dict):
+                    pending.append(target)
+            elif key in _SCHEMA_MAPS or key == "dependencies":
+                if isinstance(value, dict):
+                    pending.extend(sub for sub in value.values() if isinstance(sub, dict))
+            elif key in _SCHEMA_LISTS and isinstance(value, list):
+                pending.extend(sub for sub in value if isinstance(sub, dict))
+            elif key in _SCHEMA_ONE and isinstance(value, dict):
+                pending.append(value)
+    return list(seen.values())
+
+
 def check_schema(schema: Any) -> Draft:
     """Refuse what an engine would compile wrongly: an invalid schema, a
     keyword its draft does not have."""
@@ -128,6 +206,11 @@ def check_schema(schema: Any) -> Draft:
             f"not a valid {draft.name} schema: {short(best.message)}",
         )
     raw = orjson.dumps(schema)
+    if b'"$ref":' in raw:
+        loop = _ref_loop(schema, ref_alone=draft.name in ("draft-04", "draft-06", "draft-07"))
+        if loop is not None:
+            raise SchemaError(loop, "a $ref loop that never reaches the instance's contents: "
+                                    "validating anything would recurse forever")
     # The walk only when a keyword of a later draft appears anywhere (C-speed look first).
     if not any(b'"%s":' % keyword.encode() in raw for keyword in draft.foreign):
         return draft

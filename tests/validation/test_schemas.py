@@ -85,6 +85,12 @@ def test_defaults_are_not_injected() -> None:
      "does not exist"),
     ({"unevaluatedProperties": False}, "/unevaluatedProperties", "does not exist"),
     ({"$schema": "http://example.org/my-draft"}, "/$schema", "unknown JSON Schema draft"),
+    # A $ref loop that never descends into the instance: every validation would recurse forever.
+    ({"$ref": "#/definitions/A", "definitions": {"A": {"$ref": "#/definitions/A"}}}, "/definitions/A", "$ref loop"),
+    ({"properties": {"x": {"$ref": "#/definitions/A"}},
+      "definitions": {"A": {"anyOf": [{"type": "null"}, {"$ref": "#/definitions/B"}]}, "B": {"$ref": "#/definitions/A"}}},
+     "/definitions/A", "$ref loop"),
+    ({"$schema": "https://json-schema.org/draft/2020-12/schema", "allOf": [{"$ref": "#"}]}, "", "$ref loop"),
 ])
 def test_refused_schemas(schema: Any, pointer: str, needle: str) -> None:
     with pytest.raises(SchemaError) as caught:
@@ -153,3 +159,14 @@ def test_engines_agree(instance: Any) -> None:
     reference = list(jsonschema.Draft7Validator(schema).iter_errors(instance))
     assert bool(found) == bool(reference)
     assert all(isinstance(i, ValidationIssue) for i in found)
+
+
+@pytest.mark.parametrize("schema", [
+    {"type": "object", "properties": {"child": {"$ref": "#"}}},  # recursion through the instance's contents
+    {"$ref": "#/definitions/N", "definitions": {"N": {"type": "array", "items": {"$ref": "#/definitions/N"}}}},
+    {"$ref": "#/definitions/A", "allOf": [{"$ref": "#"}], "definitions": {"A": {}}},  # draft-07: siblings ignored
+    {"type": "object", "definitions": {"Unused": {"$ref": "#/definitions/Unused"}}},  # never applied
+])
+def test_recursive_schemas_that_terminate(schema: Any) -> None:
+    validate, _ = compile_schema(schema)
+    assert validate({}) == () or validate([]) == ()
