@@ -7,6 +7,7 @@ References are resolved, and remote ones refused, by bundle.py.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -117,13 +118,29 @@ _IN_PLACE_LISTS = ("allOf", "anyOf", "oneOf")
 _IN_PLACE_ONE = ("not", "if", "then", "else")
 
 
+_LOCAL_REF = re.compile(rb'"\$ref":"(#[^"]*)"')
+
+
+def _refs_reach_refs(schema: Any, raw: bytes) -> bool:
+    """Whether some `$ref` within the document leads to a subschema holding
+    another `$ref`: without that no loop can close (each `$ref` of a loop
+    lies inside the target of the one before). The usual schema, whose
+    references name definitions without references, is passed in C."""
+    for ref in set(_LOCAL_REF.findall(raw)):
+        try:
+            target = resolve_local(schema, ref.decode())
+        except UnicodeDecodeError:
+            return True
+        if isinstance(target, dict) and b'"$ref":' in orjson.dumps(target):
+            return True
+    return False
+
+
 def _ref_loop(schema: Any, *, ref_alone: bool) -> str | None:
     """The pointer of a subschema that applies itself again to the same
     instance location (through `$ref`s within the document and in-place
     applicators), or None. `ref_alone`: a `$ref` ignores its siblings
     (draft-07 and before)."""
-    where = {id(sub): pointer(at) for at, sub in _walk(schema)}
-
     def applied(node: dict[str, Any]) -> list[dict[str, Any]]:
         ref = node.get("$ref")
         targets = []
@@ -144,8 +161,9 @@ def _ref_loop(schema: Any, *, ref_alone: bool) -> str | None:
         return targets
 
     done: set[int] = set()
+    # Every loop passes through a `$ref` (applicators alone make a tree): start only there.
     for start in _used(schema):
-        if id(start) in done:
+        if "$ref" not in start or id(start) in done:
             continue
         on_path = {id(start)}
         stack = [(start, iter(applied(start)))]
@@ -157,7 +175,7 @@ def _ref_loop(schema: Any, *, ref_alone: bool) -> str | None:
                 on_path.discard(id(node))
                 done.add(id(node))
             elif id(child) in on_path:
-                return where.get(id(child), "")
+                return next((pointer(at) for at, sub in _walk(schema) if sub is child), "")
             elif id(child) not in done:
                 on_path.add(id(child))
                 stack.append((child, iter(applied(child))))
@@ -206,7 +224,7 @@ def check_schema(schema: Any) -> Draft:
             f"not a valid {draft.name} schema: {short(best.message)}",
         )
     raw = orjson.dumps(schema)
-    if b'"$ref":' in raw:
+    if b'"$ref":' in raw and _refs_reach_refs(schema, raw):
         loop = _ref_loop(schema, ref_alone=draft.name in ("draft-04", "draft-06", "draft-07"))
         if loop is not None:
             raise SchemaError(loop, "a $ref loop that never reaches the instance's contents: "
