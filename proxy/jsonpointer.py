@@ -31,7 +31,7 @@ def resolve_local(document: Any, ref: str) -> Any:
         token = unescape(token)
         if isinstance(node, dict) and token in node:
             node = node[token]
-        elif isinstance(node, list) and token.isdigit() and int(token) < len(node):
+        elif isinstance(node, list) and token.isascii() and token.isdigit() and int(token) < len(node):
             node = node[int(token)]
         else:
             return None

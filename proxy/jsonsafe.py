@@ -71,6 +71,12 @@ def loads(raw: bytes, *, max_depth: int, unique_keys: bool) -> Any:
             # An integer past 1e308 (carried exactly), or a number no double
             # holds (refused with its pointer): nothing above checked depth.
             value = _slow_check(raw, unique_keys=unique_keys)
+            # orjson stopped at the number: what follows was read by the standard
+            # library alone, which takes an escaped lone surrogate orjson refuses.
+            try:
+                json.dumps(value, ensure_ascii=False).encode()
+            except UnicodeEncodeError:
+                raise UnsafeJson("not valid JSON: a string holds a lone surrogate") from None
             where = _too_deep_at(value, max_depth) if _may_nest(raw, max_depth) else None
             if where is not None:
                 message = f"nested deeper than {max_depth} levels"

@@ -8,7 +8,9 @@ refuses every call. Published catalogues have such schemas (a closed
 warning, and the hub's OpenAPI document says no request to them is valid.
 
 Read from the schema alone (lazy compilation never runs for this), at the
-top level: through `$ref`s within the document, `allOf` (any member),
+top level: through `$ref`s within the document (not past an embedded
+`$id`, which moves what `#` names; and beside a `$ref`, nothing else in
+draft-04/06/07, which ignore its siblings), `allOf` (any member),
 `anyOf`/`oneOf` (every branch). What it cannot decide (patterns, `not`,
 `if`/`then`, `const` on the secret) it leaves alone: a warning is only
 given where every call is certainly refused.
@@ -17,7 +19,9 @@ given where every call is certainly refused.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, NamedTuple
+
+import orjson
 
 from ..jsonpointer import resolve_local
 
@@ -26,27 +30,40 @@ HUB_KEYS = {"context": "object", "secret": "string"}
 _ARTICLE = {"object": "an", "string": "a"}
 
 
-def refused_hub_key(schema: Any) -> str | None:
-    """Why `schema` refuses every body carrying the hub-owned keys, or None."""
+def refused_hub_key(schema: Any, draft: str) -> str | None:
+    """Why `schema` (of the named draft) refuses every body carrying the hub-owned keys, or None."""
+    try:
+        follow = not (isinstance(schema, dict) and b'"$id":' in orjson.dumps(schema))
+    except orjson.JSONEncodeError:  # an integer past 64 bits somewhere: cannot look, do not follow
+        follow = False
+    ref_alone = draft in ("draft-04", "draft-06", "draft-07")
     for key, kind in HUB_KEYS.items():
-        why = _refuses(schema, schema, key, kind, set())
+        why = _refuses(schema, _Walk(schema, key, kind, follow, ref_alone), set())
         if why is not None:
             return f"refuses the hub-owned key `{key}` ({why})"
     return None
 
 
-def _refuses(node: Any, root: Any, key: str, kind: str, seen: set[str]) -> str | None:
+class _Walk(NamedTuple):
+    root: Any
+    key: str
+    kind: str
+    follow: bool  # $refs are followed (no embedded $id moves what they name)
+    ref_alone: bool  # a $ref's siblings are ignored
+
+
+def _refuses(node: Any, walk: _Walk, seen: set[str]) -> str | None:
     if node is False:
         return "a false schema"
     if not isinstance(node, dict):
         return None
+    key, kind = walk.key, walk.kind
     ref = node.get("$ref")
-    if isinstance(ref, str) and ref.startswith("#") and ref not in seen:
-        target = resolve_local(root, ref)
-        if target is not None:
-            why = _refuses(target, root, key, kind, seen | {ref})
-            if why is not None:
-                return why
+    if isinstance(ref, str):
+        target = resolve_local(walk.root, ref) if walk.follow and ref not in seen else None
+        why = _refuses(target, walk, seen | {ref}) if target is not None else None
+        if why is not None or walk.ref_alone:
+            return why
     properties = node.get("properties")
     if isinstance(properties, dict) and key in properties:
         why = _refuses_value(properties[key], kind)
@@ -55,12 +72,12 @@ def _refuses(node: Any, root: Any, key: str, kind: str, seen: set[str]) -> str |
     elif node.get("additionalProperties") is False and not _matched(node.get("patternProperties"), key):
         return "additionalProperties: false, and not among the properties"
     for member in _list(node.get("allOf")):
-        why = _refuses(member, root, key, kind, seen)
+        why = _refuses(member, walk, seen)
         if why is not None:
             return why
     for keyword in ("anyOf", "oneOf"):
         branches = _list(node.get(keyword))
-        reasons = [_refuses(branch, root, key, kind, seen) for branch in branches]
+        reasons = [_refuses(branch, walk, seen) for branch in branches]
         if branches and all(reasons):
             return f"every {keyword} branch: {reasons[0]}"
     return None

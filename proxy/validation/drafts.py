@@ -114,8 +114,17 @@ def _walk(schema: Any, at: tuple[str | int, ...] = ()) -> Iterator[tuple[tuple[s
                 yield from _walk(sub, (*at, key, name))
 
 
-_IN_PLACE_LISTS = ("allOf", "anyOf", "oneOf")
-_IN_PLACE_ONE = ("not", "if", "then", "else")
+# What applies a subschema to the same instance whatever it is: `anyOf` may
+# stop at an earlier branch, `then`/`else` only apply on a condition.
+_IN_PLACE_LISTS = ("allOf", "oneOf")
+_IN_PLACE_ONE = ("not", "if")
+
+
+def _embeds_resources(schema: Any, raw: bytes) -> bool:
+    """Whether an `$id` (draft-04: a string `id`) below the root changes what
+    `#` names there: the loop check, which reads `#` as the root, steps aside."""
+    at_root = isinstance(schema, dict) and ("$id" in schema or isinstance(schema.get("id"), str))
+    return raw.count(b'"$id":') + raw.count(b'"id":"') > int(at_root)
 
 
 _LOCAL_REF = re.compile(rb'"\$ref":"(#[^"]*)"')
@@ -138,8 +147,8 @@ def _refs_reach_refs(schema: Any, raw: bytes) -> bool:
 
 def _ref_loop(schema: Any, *, ref_alone: bool) -> str | None:
     """The pointer of a subschema that applies itself again to the same
-    instance location (through `$ref`s within the document and in-place
-    applicators), or None. `ref_alone`: a `$ref` ignores its siblings
+    instance location, whatever the instance (through `$ref`s within the
+    document and the applicators that always apply), or None. `ref_alone`: a `$ref` ignores its siblings
     (draft-07 and before)."""
     def applied(node: dict[str, Any]) -> list[dict[str, Any]]:
         ref = node.get("$ref")
@@ -224,7 +233,7 @@ def check_schema(schema: Any) -> Draft:
             f"not a valid {draft.name} schema: {short(best.message)}",
         )
     raw = orjson.dumps(schema)
-    if b'"$ref":' in raw and _refs_reach_refs(schema, raw):
+    if b'"$ref":' in raw and not _embeds_resources(schema, raw) and _refs_reach_refs(schema, raw):
         loop = _ref_loop(schema, ref_alone=draft.name in ("draft-04", "draft-06", "draft-07"))
         if loop is not None:
             raise SchemaError(loop, "a $ref loop that never reaches the instance's contents: "

@@ -34,7 +34,8 @@ CLOSED = {"type": "object", "properties": {"data": {"type": "object"}}, "additio
      "refuses the hub-owned key `context` (additionalProperties: false, and not among the properties)"),
 ])
 def test_schemas_that_refuse_every_call(schema: Any, why: str) -> None:
-    assert refused_hub_key(schema) == why
+    assert refused_hub_key(schema, "draft-07") == why
+    assert refused_hub_key(schema, "2020-12") == why
 
 
 @pytest.mark.parametrize("schema", [
@@ -46,9 +47,35 @@ def test_schemas_that_refuse_every_call(schema: Any, why: str) -> None:
     {"oneOf": [{"additionalProperties": False}, {"type": "object"}]},  # one branch takes them
     {"$ref": "#/definitions/Missing"},  # cannot tell: no warning
     {"$ref": "#/definitions/A", "definitions": {"A": {"$ref": "#/definitions/A"}}},
+    # `#` names the embedded resource inside it, not the root: not followed.
+    {"$id": "http://example.org/root.json", "allOf": [{"$ref": "#/definitions/B"}], "definitions": {"B": {
+        "$id": "http://example.org/b.json", "allOf": [{"$ref": "#/definitions/Open"}],
+        "definitions": {"Open": {"type": "object"}}}}, "additionalProperties": True},
 ])
 def test_schemas_that_take_the_hub_keys(schema: Any) -> None:
-    assert refused_hub_key(schema) is None
+    assert refused_hub_key(schema, "draft-07") is None
+
+
+def test_siblings_of_a_ref_count_only_from_2019_09() -> None:
+    """Draft-07 ignores what stands beside a `$ref`; 2019-09 and 2020-12 apply it."""
+    schema = {"$ref": "#/definitions/Body", "additionalProperties": False, "properties": {"data": {}},
+              "definitions": {"Body": {"type": "object"}}}
+    assert refused_hub_key(schema, "draft-07") is None
+    assert refused_hub_key(schema, "2020-12") is not None
+
+
+def test_no_false_warning_for_a_schema_the_hub_validates_as_accepting() -> None:
+    """Each schema warned about refuses a body carrying the hub's keys when
+    compiled and run; each left alone accepts one (with the body it requires)."""
+    from proxy.validation import compile_schema
+
+    context = {"issuedAt": "2026-03-01T10:00:00Z", "action": ECHO, "community": "c", "version": 1,
+               "requester": "r", "requestId": "q"}
+    body = {"context": context, "secret": "s", "data": {}}
+    for schema in (CLOSED, {"$ref": "#/definitions/Body", "additionalProperties": False,
+                            "definitions": {"Body": {"type": "object"}}}):
+        validate, draft = compile_schema(schema)
+        assert (refused_hub_key(schema, draft) is not None) == bool(validate(body)), schema
 
 
 def closed_action() -> dict[str, Any]:

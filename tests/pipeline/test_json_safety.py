@@ -86,6 +86,17 @@ def test_depth_is_checked_beside_an_integer_past_1e308() -> None:
     assert [issue.pointer for issue in caught.value.issues] == ["/deep" + "/0" * 63]
 
 
+@pytest.mark.parametrize("unique", [True, False])
+def test_a_lone_surrogate_after_an_integer_past_1e308_is_not_json(unique: bool) -> None:
+    """orjson stops at the number it finds infinite; what follows must still be JSON by its rules."""
+    raw = b'{"n": 1' + b"0" * 400 + b', "s": "\\ud800"}'
+    with pytest.raises(UnsafeJson) as caught:
+        loads(raw, max_depth=64, unique_keys=unique)
+    assert "surrogate" in caught.value.detail
+    with pytest.raises(UnsafeJson):
+        loads(b'{"s": "\\ud800"}', max_depth=64, unique_keys=unique)
+
+
 def test_duplicate_key_beside_an_integer_past_1e308() -> None:
     raw = b'{"n": 1' + b"0" * 309 + b', "k": 1, "k": 2}'
     assert loads(raw, max_depth=64, unique_keys=False) == {"n": 10**309, "k": 2}

@@ -88,7 +88,7 @@ def test_defaults_are_not_injected() -> None:
     # A $ref loop that never descends into the instance: every validation would recurse forever.
     ({"$ref": "#/definitions/A", "definitions": {"A": {"$ref": "#/definitions/A"}}}, "/definitions/A", "$ref loop"),
     ({"properties": {"x": {"$ref": "#/definitions/A"}},
-      "definitions": {"A": {"anyOf": [{"type": "null"}, {"$ref": "#/definitions/B"}]}, "B": {"$ref": "#/definitions/A"}}},
+      "definitions": {"A": {"oneOf": [{"type": "null"}, {"$ref": "#/definitions/B"}]}, "B": {"$ref": "#/definitions/A"}}},
      "/definitions/A", "$ref loop"),
     ({"$schema": "https://json-schema.org/draft/2020-12/schema", "allOf": [{"$ref": "#"}]}, "/allOf/0", "$ref loop"),
 ])
@@ -166,6 +166,12 @@ def test_engines_agree(instance: Any) -> None:
     {"$ref": "#/definitions/N", "definitions": {"N": {"type": "array", "items": {"$ref": "#/definitions/N"}}}},
     {"$ref": "#/definitions/A", "allOf": [{"$ref": "#"}], "definitions": {"A": {}}},  # draft-07: siblings ignored
     {"type": "object", "definitions": {"Unused": {"$ref": "#/definitions/Unused"}}},  # never applied
+    {"anyOf": [{"type": "object"}, {"$ref": "#"}]},  # an earlier branch may decide first
+    {"if": {"type": "object"}, "else": {"$ref": "#"}},  # applied on a condition
+    # `#` inside an embedded resource names that resource: no loop.
+    {"$id": "http://example.org/root.json", "allOf": [{"$ref": "#/definitions/B"}], "definitions": {"B": {
+        "$id": "http://example.org/b.json", "allOf": [{"$ref": "#/definitions/B"}],
+        "definitions": {"B": {"type": "object"}}}}},
 ])
 def test_recursive_schemas_that_terminate(schema: Any) -> None:
     validate, _ = compile_schema(schema)
