@@ -251,6 +251,8 @@ def _build_action(spec: ActionSpec, compiler: SchemaCompiler,
                 enforce_response=version.enforce_response,
                 engines=(compiled["request"].engine, compiled["response"].engine),
                 refuses_calls=refuses or "",
+                request_ready=compiled["request"].ready,
+                response_ready=compiled["response"].ready,
             )
     action = Action(
         name=name, title=spec.title, description=spec.description, source=spec.source,

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import Problem
 from ..types import Mode
-from ..validation import Validator
+from ..validation import Readiness, Validator, ready_now
 
 MODES: tuple[Mode, ...] = ("strict", "report")
 
@@ -54,6 +54,9 @@ class ActionVersion:
     engines: tuple[str, str] = ("", "")
     # Why the request schema refuses every forwarded body (catalogue/hubkeys.py), or "".
     refuses_calls: str = ""
+    # What to await before validating each side, if anything (validation/base.Readiness).
+    request_ready: Readiness = ready_now
+    response_ready: Readiness = ready_now
 
     @property
     def answer_described(self) -> bool:

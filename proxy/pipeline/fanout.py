@@ -81,12 +81,15 @@ def legs_for(relay: Relay, action: Action, providers: list[App], wanted: int | N
     return legs
 
 
-def check_request(legs: list[Leg], body: dict[str, Any], caller: Caller, relay: Relay, request_id: str,
-                  correlation_id: str | None) -> None:
+async def check_request(legs: list[Leg], body: dict[str, Any], caller: Caller, relay: Relay, request_id: str,
+                        correlation_id: str | None) -> None:
     """400 when the body breaks the strict request schema of every version
     chosen; otherwise each provider's own validation decides (in call_provider)."""
     if not legs:
         return
+    for leg in legs:
+        if (waiting := leg.target.version.request_ready()) is not None:
+            await waiting
     issues_by_version: dict[int, tuple[ValidationIssue, ...]] = {}
     for leg in legs:
         version = leg.target.version
@@ -191,6 +194,6 @@ async def fanout(relay: Relay, catalogue: Catalogue, registry: Registry, incomin
     body = await read_call_body(incoming, record, relay.max_json_depth)
     results: list[dict[str, Any]] = []
     if legs:
-        check_request(legs, body, caller, relay, record.request_id, record.correlation_id)
+        await check_request(legs, body, caller, relay, record.request_id, record.correlation_id)
         results = await run_legs(relay, legs, body, caller, record.request_id, record.correlation_id)
     return Reply(orjson.dumps({"results": results}), headers)

@@ -74,11 +74,18 @@ async def call_provider(
         body, context_for(action, version.version, community, consumer, request_id, correlation_id),
         provider.secret.value,
     )
+    # A large schema's first use: its code made in a thread, awaited here
+    # (the answer's is started now and awaited once the provider answered).
+    if (waiting := version.request_ready()) is not None:
+        await waiting
+    answer_ready = version.response_ready()
     tracing = relay.tracing
     if tracing is None:
         check_forwarded(relay, target, forwarded, request_id)
         answer = await send(relay, target, dumps(forwarded), provider.secret.value,
                             request_id=request_id, deadline_s=deadline_s, record=record)
+        if answer_ready is not None:
+            await answer_ready
         relayed = checked_answer(relay, target, answer, request_id)
     else:  # [tracing] the same steps, each in its span (observe/tracing.py)
         with tracing.step("apihub.validate_request", target.site):
@@ -87,6 +94,8 @@ async def call_provider(
             answer = await send(relay, target, dumps(forwarded), provider.secret.value,
                                 request_id=request_id, deadline_s=deadline_s, record=record,
                                 headers=trace_headers)
+        if answer_ready is not None:
+            await answer_ready
         with tracing.step("apihub.validate_answer", target.site):
             relayed = checked_answer(relay, target, answer, request_id)
     relay.observer.answered(target.site, answer.upstream_ms, "ok")

@@ -6,7 +6,7 @@ engines.py.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -28,6 +28,15 @@ class SchemaError(Exception):
         self.message = message
 
 
+# None when `validate` can run at once; else what to await first (it never
+# raises): a large schema's code being generated in a thread (fast.py).
+Readiness = Callable[[], Awaitable[None] | None]
+
+
+def ready_now() -> Awaitable[None] | None:
+    return None
+
+
 @dataclass(frozen=True, slots=True)
 class Compiled:
     """A schema ready to validate, and who validates it."""
@@ -36,6 +45,7 @@ class Compiled:
     draft: str  # "draft-04" … "2020-12"
     engine: str  # what runs `validate`: the configured engine, or the one it fell back to
     fallback: str = ""  # why not the configured engine ("" when it is); the load reports it
+    ready: Readiness = ready_now
 
 
 class Engine(Protocol):

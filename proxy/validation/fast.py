@@ -24,7 +24,7 @@ import asyncio
 import copy
 import decimal
 import types
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import fastjsonschema
@@ -69,17 +69,15 @@ class FastEngine:
                 return _fallback(schema, draft, formats, bundled.blockers[0])
             definition = bundled.schema
         decide = _LazyCode(_definition(definition, draft), self._code_cache, _cache_key(schema, formats),
-                           lambda: _fallback(schema, draft, formats, ("", "this schema")).validate,
-                           lambda: _interim(schema, draft, formats))
+                           lambda: _fallback(schema, draft, formats, ("", "this schema")).validate)
         return self._compiled(decide, schema, draft, formats)
 
-    def _compiled(self, decide: Callable[[Any], Any], schema: Any, draft: Draft, formats: bool) -> Compiled:
-        regexes = draft.generator.FORMAT_REGEXS if formats else None
+    def _compiled(self, decide: _LazyCode, schema: Any, draft: Draft, formats: bool) -> Compiled:
         # jsonschema's validator only for a rejection jsonschema-rs cannot explain:
         # built then, not at load (a tenth of a large catalogue's load time).
         validate = _fast_validator(decide, lambda: reference_explainer(schema, draft, formats),
-                                   rs.lazy_explainer(schema, draft.name, regexes))
-        return Compiled(validate, draft.name, self.name)
+                                   rs.lazy_explainer(schema, draft.name, _regexes(draft, formats)))
+        return Compiled(validate, draft.name, self.name, ready=decide.ready)
 
 
 # A schema this large (its JSON, in bytes) takes fastjsonschema 0.1–0.8 s
@@ -91,51 +89,62 @@ IN_BACKGROUND_ABOVE = 8 * 1024
 class _LazyCode:
     """fastjsonschema's code for one schema, generated on the first call (or
     loaded from the code cache). A large schema's code is generated in a
-    thread, and until it is ready jsonschema-rs decides, with the same format
-    rules (`interim`). Should fastjsonschema fail to compile a schema that
-    passed every check, the other engine validates it instead, and the log
-    says so: the verdict stays right."""
+    thread: the pipeline awaits `ready()` before it validates, so the call
+    that needs it waits, and the worker's other calls go on. Should
+    fastjsonschema fail to compile a schema that passed every check, the
+    other engine validates it instead, and the log says so: the verdict
+    stays right."""
 
-    __slots__ = ("_cache", "_decide", "_definition", "_fallback", "_interim", "_key", "_pending")
+    __slots__ = ("_cache", "_decide", "_definition", "_fallback", "_key", "_waiting")
 
     def __init__(self, definition: Any, cache: CodeCache | None, key: Any,
-                 fallback: Callable[[], Validator], interim: Callable[[], Validator | None]) -> None:
+                 fallback: Callable[[], Validator]) -> None:
         self._definition = definition
         self._cache = cache
         self._key = key
         self._fallback = fallback
-        self._interim = interim
         self._decide: Callable[[Any], Any] | None = None
-        self._pending: Callable[[Any], Any] | None = None  # deciding while the code is generated
+        self._waiting: asyncio.Future[None] | None = None  # resolved once generated in a thread
 
     def __call__(self, instance: Any) -> Any:
         decide = self._decide
         if decide is None:
-            decide = self._pending or self._first_use()
+            # Not awaited first (a command, a test): made here and now.
+            decide = self._decide = self._cached() or self._generate()
         return decide(instance)
 
-    def _first_use(self) -> Callable[[Any], Any]:
+    def ready(self) -> Awaitable[None] | None:
+        if self._decide is not None:
+            return None
+        if self._waiting is not None:
+            return self._waiting
         cached = self._cached()
         if cached is not None:
             self._decide = cached
-            return cached
-        interim = self._interim() if _large(self._definition) else None
+            return None
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             loop = None
-        if interim is None or loop is None:
+        if loop is None or not _large(self._definition):
             self._decide = self._generate()
-            return self._decide
-        self._pending = _deciding(interim)
-        loop.run_in_executor(None, self._generate).add_done_callback(self._generated)
-        return self._pending
+            return None
+        try:
+            generating = loop.run_in_executor(None, self._generate)
+        except RuntimeError:  # the loop's executor is shut down: here, then
+            self._decide = self._generate()
+            return None
+        waiting = self._waiting = loop.create_future()
 
-    def _generated(self, future: asyncio.Future[Callable[[Any], Any]]) -> None:
-        self._pending = None
-        if not future.cancelled() and future.exception() is None:
-            self._decide = future.result()
-        # Else (the loop's executor shut down): the next call starts again.
+        def generated(future: asyncio.Future[Callable[[Any], Any]]) -> None:
+            self._waiting = None
+            if not future.cancelled() and future.exception() is None:
+                self._decide = future.result()
+            # Else __call__ generates it when first needed.
+            waiting.set_result(None)
+
+        generating.add_done_callback(generated)
+        return waiting
 
     def _cached(self) -> Callable[[Any], Any] | None:
         if self._cache is not None:
@@ -164,18 +173,6 @@ def _large(definition: Any) -> bool:
         return len(orjson.dumps(definition)) > IN_BACKGROUND_ABOVE
     except orjson.JSONEncodeError:  # an integer past 64 bits in the schema
         return True
-
-
-def _interim(schema: Any, draft: Draft, formats: bool) -> Validator | None:
-    """jsonschema-rs on the schema as written, with fastjsonschema's format
-    rules (the engines agree by construction, as for explanations), or None."""
-    if not rs.available():
-        return None
-    regexes = draft.generator.FORMAT_REGEXS if formats else None
-    try:
-        return rs.compile_rs(schema, draft.name, validate_formats=formats, format_regexes=regexes)
-    except SchemaError:
-        return None
 
 
 def _source(definition: Any) -> str:
@@ -211,14 +208,19 @@ def _fallback(schema: Any, draft: Draft, formats: bool, blocker: tuple[str, str]
     """Another engine for a schema fastjsonschema cannot run, with the same
     format rules (fastjsonschema's regexes), and the reason why."""
     where, what = blocker
-    regexes = draft.generator.FORMAT_REGEXS if formats else None
     if rs.available():
-        validate = rs.compile_rs(schema, draft.name, validate_formats=formats, format_regexes=regexes)
+        validate = rs.compile_rs(schema, draft.name, validate_formats=formats,
+                                 format_regexes=_regexes(draft, formats))
         engine = rs.RsEngine.name
     else:
         validate, engine = _reference_validator(reference_explainer(schema, draft, formats)), REFERENCE
     return Compiled(validate, draft.name, engine,
                     f"fastjsonschema cannot run {what} (at {where or '/'}): validated by {engine}")
+
+
+def _regexes(draft: Draft, formats: bool) -> dict[str, str] | None:
+    """fastjsonschema's format regexes, which the other engines use too, when formats assert."""
+    return draft.generator.FORMAT_REGEXS if formats else None
 
 
 def _definition(definition: Any, draft: Draft) -> Any:
