@@ -117,7 +117,7 @@ async def _set_installed(request: web.Request, installed: bool) -> web.StreamRes
 
 async def _manifest_body(request: web.Request) -> dict[str, Any]:
     check_media_type(request.headers.get("Content-Type"))
-    await send_continue(request)
+    await send_continue(request, request.app[HUB].config.limits.max_request_bytes)
     raw = await request.read()
     try:
         doc = orjson.loads(raw)

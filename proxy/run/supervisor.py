@@ -49,7 +49,7 @@ from ..observe.metrics import MULTIPROC_ENV, use_shared_values
 from ..ratelimit.local import FILE_NAME as RATELIMIT_FILE
 from ..registry import open_registry
 from ..web.state import Loaded, load
-from .exits import EXIT_STARTUP, startup_failure
+from .exits import EXIT_STARTUP, CannotListen, startup_failure
 from .serve import run_worker
 
 log = get_logger("apihub.workers")
@@ -241,7 +241,7 @@ def port_available(config: Config) -> str | None:
             try:
                 probe.bind((host, port))
             except OSError as exc:
-                return f"cannot listen on {host}:{port}: {exc.strerror}"
+                return str(CannotListen(host, port, exc))
     return None
 
 

@@ -99,18 +99,18 @@ class _Handler(ResponseHandler):
 
     def data_received(self, data: bytes) -> None:
         exchange = self._exchange
-        if not data:  # aiohttp's own call, resuming decompression: not from the network
-            super().data_received(data)
-            return
-        if exchange is None:
+        if data and exchange is None:
             # Unasked bytes on an idle connection: aiohttp would queue them as
             # the next request's answer.
             self._connector.distrust()
             self.force_close()
             self.abort()
             return
-        exchange.received += len(data)
-        if self._answer is not None and self._answer.is_eof():
+        # Empty: aiohttp's own call, resuming decompression, not from the network.
+        if exchange is not None:
+            exchange.received += len(data)
+        if data and self._answer is not None and self._answer.is_eof():
+            assert exchange is not None
             exchange.tail = True  # bytes after the complete answer
             self._connector.distrust()
             self.force_close()

@@ -69,7 +69,7 @@ async def read_body(request: web.Request, limit: int, timeout_s: float) -> bytes
             if len(raw) > limit:
                 raise PayloadTooLarge(f"body is over the {limit}-byte limit")
             return raw
-        await send_continue(request)
+        await send_continue(request, limit)
         async with asyncio.timeout(timeout_s):
             while chunk := await request.content.readany():
                 size += len(chunk)

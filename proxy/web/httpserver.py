@@ -159,16 +159,18 @@ class HubRequestHandler(RequestHandler):
                 self._refuse_body(body)
                 return
         count = self._request_count
+        head_started_before = self._head_partial
         super().data_received(data)
         if self._request_count != count:
             new = self._request_count - count
-            if new > 1 or (self._messages and getattr(self._messages[-1][0], "version", None) is not HttpVersion11):
+            last = self._messages[-1][0] if self._messages else None
+            if new > 1 or getattr(last, "version", None) is not HttpVersion11 or getattr(last, "upgrade", False):
                 self._refuse_versions(new)
             if not awaiting_head and body is not None:
                 self._fail_body(body)
             self._head_done()
             if self._last_chunked:
-                self._count_first_read(data, awaiting_head and self._request_count - count == 1)
+                self._count_first_read(data, awaiting_head and not head_started_before and new == 1)
         elif awaiting_head and data:
             self._head_partial = True
             if self._head_timer is None and not (self._close or self._force_close):
@@ -196,19 +198,25 @@ class HubRequestHandler(RequestHandler):
 
     def _refuse_versions(self, new: int) -> None:
         """The last `new` queued requests, where not HTTP/1.0 or 1.1, become
-        parse errors: answered 400 in their turn (handle_error), then closed."""
+        parse errors: answered 400 in their turn (handle_error), then closed.
+        After a request asking for an upgrade (the hub serves none: it answers
+        it as HTTP/1.1) the connection closes: aiohttp would parse what
+        follows from a tail that never passes through here."""
         messages = self._messages
         for at in range(len(messages) - new, len(messages)):
             message = messages[at][0]
             if isinstance(message, RawRequestMessage) and message.version not in _HTTP_1:
                 error = BadHttpMessage(f"HTTP/{message.version.major}.{message.version.minor} is not served")
                 messages[at] = (_ErrInfo(status=400, exc=error, message=error.message), EMPTY_PAYLOAD)
+            elif isinstance(message, RawRequestMessage) and message.upgrade:
+                self.close()
 
     def _count_first_read(self, data: bytes, head_starts_read: bool) -> None:
         """The chunked body's bytes in the read that completed its head.
         When that read began with the head, they follow its first empty
-        line; else (a pipelined request after another's body, or a head in
-        pieces) the whole read is counted, the safe side."""
+        line; else (a pipelined request after another's body, or a head
+        begun in an earlier read, whose end may be split between the two)
+        the whole read is counted, the safe side."""
         end = data.find(b"\r\n\r\n") if head_starts_read else -1
         self._body_wire = len(data) - end - 4 if end >= 0 else len(data)
         body = self._last_body

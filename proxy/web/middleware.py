@@ -77,9 +77,13 @@ async def expect_handler(request: web.Request) -> None:
     text/plain 417."""
 
 
-async def send_continue(request: web.BaseRequest) -> None:
+async def send_continue(request: web.BaseRequest, limit: int) -> None:
     """`100 Continue` to a consumer that asked for it and has not sent its
-    body: the hub is about to read it."""
+    body: the hub is about to read it. A body declared over `limit` is
+    refused first (413), never invited."""
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise PayloadTooLarge(f"body of {declared} bytes is over the {limit}-byte limit")
     if (request.version == HttpVersion11 and request.writer.output_size == 0
             and request.headers.get("Expect", "").lower() == "100-continue"):
         await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")

@@ -146,3 +146,37 @@ async def test_a_body_refused_after_the_answer_logs_no_error(
     assert raw.startswith(b"HTTP/1.1 200 "), raw[:300]
     errors = [r for r in log_sink.since(mark) if r.get("level") in ("error", "critical")]
     assert errors == [], errors
+
+
+@pytest.mark.parametrize("cut", [2, 3, 1], ids=["between the CRLFs", "inside the first CRLF", "before the last LF"])
+async def test_chunked_body_after_a_head_split_at_its_end_is_counted(
+        tmp_path: Path, provider: Provider, cut: int) -> None:
+    """The head's last bytes share a read with the body: the body still counts from its first byte."""
+    root = write_catalogue(tmp_path / "catalogue", [echo_action()],
+                           [provider_manifest("provider-app", provider.url), consumer_manifest()])
+    request = head(["chunked"])
+    async with served_hub(make_config(root, limits={"max_request_bytes": 1000})) as hub:
+        raw = await exchange(hub.port, request[:-cut], request[-cut:] + chunked(BODY, b";x=" + b"e" * 5000))
+    answer = parse_answer(raw)
+    assert answer is not None and answer.status == 413, raw[:300]
+    assert provider.received == []
+
+
+UPGRADE = (b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+           b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+
+
+@pytest.mark.parametrize("behind", ["chunked call", "HTTP/2.0"])
+async def test_nothing_pipelined_behind_an_upgrade_request_is_served(
+        tmp_path: Path, provider: Provider, behind: str) -> None:
+    """aiohttp parses what follows an upgrade request from a tail that skips
+    the hub's checks (version, chunked size): the upgrade request is answered
+    as HTTP/1.1, then the connection closes."""
+    root = write_catalogue(tmp_path / "catalogue", [echo_action()],
+                           [provider_manifest("provider-app", provider.url), consumer_manifest()])
+    after = (head(["chunked"]) + chunked(BODY, b";x=" + b"e" * 5000) if behind == "chunked call"
+             else b"GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n")
+    async with served_hub(make_config(root, limits={"max_request_bytes": 1000})) as hub:
+        raw = await exchange(hub.port, UPGRADE + after)
+    assert raw.startswith(b"HTTP/1.1 200 ") and raw.count(b"HTTP/") == 1, raw[:300]
+    assert provider.received == []
