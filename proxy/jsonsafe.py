@@ -90,7 +90,7 @@ def loads(raw: bytes, *, max_depth: int, unique_keys: bool) -> Any:
         return value if exact_value is None else exact_value
     # Fewer brackets than the limit cannot nest past it; counting them costs
     # more than the padding on large bodies, which are padded unasked.
-    deep = len(raw) > _COUNT_BELOW or _may_nest(raw, max_depth)
+    deep = len(raw) > _COUNT_BELOW or raw.count(b"[") + raw.count(b"{") > max_depth  # _may_nest, inline: hot
     pad = _ORJSON_MAX_DEPTH - max_depth if deep else 0
     wrapped: Any = value
     for _ in range(pad):
