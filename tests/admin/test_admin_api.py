@@ -273,3 +273,20 @@ def test_cli_needs_redis_backend_and_a_reachable_redis(tmp_path: Path, capsys: A
     assert main(["apps", "list", "--config", config]) == 1
     err = capsys.readouterr().err
     assert "cannot use the registry" in err and "pw-cli-secret" not in err
+
+
+@pytest.mark.parametrize(("length", "first"), [(5_000_000, b"HTTP/1.1 413 "), (200, b"HTTP/1.1 100 Continue")])
+async def test_expect_continue_on_a_manifest_after_the_size_check(start_hubs: Any, length: int, first: bytes) -> None:
+    """The admin's body reader invites a manifest only within the size limit."""
+    import asyncio
+
+    _, admin = await start_hubs()  # the Redis registry: writable
+    reader, writer = await asyncio.open_connection("127.0.0.1", admin.server.port)
+    try:
+        writer.write(f"PUT /admin/v1/apps/a HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\n"
+                     f"Content-Type: application/json\r\nContent-Length: {length}\r\nExpect: 100-continue\r\n\r\n"
+                     .encode())
+        await writer.drain()
+        assert (await asyncio.wait_for(reader.readline(), 5)).startswith(first)
+    finally:
+        writer.close()
