@@ -114,7 +114,7 @@ class HubRequestHandler(RequestHandler):
     """aiohttp's protocol with a header-read timeout and problem+json rejections."""
 
     __slots__ = ("_body_limit", "_body_refused", "_body_wire", "_budget", "_head_partial", "_head_timeout_s",
-                 "_head_timer", "_held", "_last_body", "_last_chunked", "_on_reject", "_write_seen",
+                 "_head_timer", "_held", "_last_body", "_last_chunked", "_last_read", "_on_reject", "_write_seen",
                  "_write_timeout_s", "_write_timer", "_writing")
 
     def __init__(self, manager: web.Server, *, head_timeout_s: float, on_reject: OnReject,
@@ -129,6 +129,7 @@ class HubRequestHandler(RequestHandler):
         self._write_seen = 0  # the buffer's size when the timer was armed
         self._body_limit = body_limit
         self._body_wire = 0  # bytes of the current chunked body read so far, framing included
+        self._last_read = 0  # the size of the last read that parsed a request
         self._last_chunked = False
         self._body_refused = False
         self._head_timeout_s = head_timeout_s
@@ -171,6 +172,7 @@ class HubRequestHandler(RequestHandler):
             self._head_done()
             if self._last_chunked:
                 self._count_first_read(data, awaiting_head and not head_started_before and new == 1)
+            self._last_read = len(data)
         elif awaiting_head and data:
             self._head_partial = True
             if self._head_timer is None and not (self._close or self._force_close):
@@ -216,9 +218,11 @@ class HubRequestHandler(RequestHandler):
         When that read began with the head, they follow its first empty
         line; else (a pipelined request after another's body, or a head
         begun in an earlier read, whose end may be split between the two)
-        the whole read is counted, the safe side."""
+        the whole read is counted, the safe side. An empty read is aiohttp
+        parsing again what it held back while its queue of requests was
+        full: at most the last read that parsed a request."""
         end = data.find(b"\r\n\r\n") if head_starts_read else -1
-        self._body_wire = len(data) - end - 4 if end >= 0 else len(data)
+        self._body_wire = len(data) - end - 4 if end >= 0 else len(data) or self._last_read
         body = self._last_body
         if (self._body_limit is not None and self._body_wire > self._body_limit
                 and body is not None):

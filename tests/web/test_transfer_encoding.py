@@ -180,3 +180,16 @@ async def test_nothing_pipelined_behind_an_upgrade_request_is_served(
         raw = await exchange(hub.port, UPGRADE + after)
     assert raw.startswith(b"HTTP/1.1 200 ") and raw.count(b"HTTP/") == 1, raw[:300]
     assert provider.received == []
+
+
+async def test_chunked_body_parsed_after_a_full_queue_is_counted(tmp_path: Path, provider: Provider) -> None:
+    """aiohttp holds back what follows 32 queued requests and parses it again
+    later, with no read: a chunked body in those bytes still counts (over
+    the limit, the connection closes and nothing is forwarded)."""
+    root = write_catalogue(tmp_path / "catalogue", [echo_action()],
+                           [provider_manifest("provider-app", provider.url), consumer_manifest()])
+    gets = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" * 40
+    async with served_hub(make_config(root, limits={"max_request_bytes": 1000})) as hub:
+        raw = await exchange(hub.port, gets + head(["chunked"]) + chunked(BODY, b";x=" + b"e" * 5000))
+    assert raw.startswith(b"HTTP/1.1 200 ")
+    assert provider.received == []
