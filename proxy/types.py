@@ -115,8 +115,9 @@ def parse_rate(text: object, units: tuple[str, ...]) -> Rate:
     if not isinstance(text, str):
         raise ValueError(f"must be a string {expected}")
     count, _, unit = text.partition("/")
-    if unit not in units or not count.isascii() or not count.isdigit() or int(count) <= 0:
-        raise ValueError(f"must be {expected} with N a positive integer, got {text!r}")
+    if unit not in units or not count.isascii() or not count.isdigit() or len(count) > 15 or int(count) <= 0:
+        raise ValueError(f"must be {expected} with N a positive integer of at most 15 digits "
+                         f"(RateLimit headers carry no more), got {text[:60]!r}")
     return Rate(int(count), _UNITS[unit])
 
 

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from ..errors import InvalidJson, InvalidManifest, NotFound
+from ..jsonsafe import UnsafeJson, dumps, loads
 from ..observe.logs import get_logger
 from ..pipeline.limits import usage_checks
 from ..pipeline.steps import check_media_type
@@ -32,7 +32,7 @@ from ..web.state import HUB
 log = get_logger("apihub.admin")
 
 def _json(body: Any, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
+    return web.Response(body=dumps(body), status=status, content_type="application/json")
 
 
 async def list_apps(request: web.Request) -> web.StreamResponse:
@@ -120,9 +120,11 @@ async def _manifest_body(request: web.Request) -> dict[str, Any]:
     await send_continue(request, request.app[HUB].config.limits.max_request_bytes)
     raw = await request.read()
     try:
-        doc = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidJson(f"body is not valid JSON: {exc.msg}") from None
+        # The JSON rules of a call's body (depth, exact numbers): a manifest is
+        # stored and encoded again, and orjson refuses past 254 levels.
+        doc = loads(raw, max_depth=request.app[HUB].config.limits.max_json_depth, unique_keys=False)
+    except UnsafeJson as exc:
+        raise InvalidJson(f"body: {exc.detail}", errors=exc.issues) from None
     if not isinstance(doc, dict):
         raise InvalidManifest("manifest field /: a manifest must be a JSON object",
                               errors=[ValidationIssue("", "must be a JSON object")])

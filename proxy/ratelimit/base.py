@@ -56,6 +56,16 @@ class Verdict:
         return max(refused, key=lambda o: o.retry_s) if refused else None
 
 
+def counted(outcomes: tuple[Outcome, ...]) -> Verdict:
+    """The verdict of a hit whose outcomes say what remains *after* counting
+    this call. When one refuses, none is counted: the others then say what
+    remains without it, one more."""
+    if all(o.allowed for o in outcomes):
+        return Verdict(outcomes)
+    return Verdict(tuple(Outcome(o.check, True, o.remaining + 1, o.reset_s, 0.0) if o.allowed else o
+                         for o in outcomes))
+
+
 class Limiter(Protocol):
     name: str  # as in `[ratelimit] backend`
 

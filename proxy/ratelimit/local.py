@@ -28,7 +28,7 @@ from typing import Any
 
 from ..config import Config
 from ..observe.metrics import MULTIPROC_ENV, Metrics
-from .base import Check, Outcome, Verdict
+from .base import Check, Outcome, Verdict, counted
 from .gcra import gcra, gcra_peek, window, window_peek
 
 FILE_NAME = "apihub-ratelimit.slots"
@@ -139,7 +139,7 @@ class LocalLimiter:
             if all(o.allowed for o in outcomes):
                 for write in writes:
                     slots.write(*write)
-        return Verdict(tuple(outcomes))
+        return counted(tuple(outcomes))
 
     async def hit(self, checks: Sequence[Check]) -> Verdict:
         return self.hit_now(checks)

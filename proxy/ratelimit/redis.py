@@ -33,7 +33,7 @@ from ..errors import RegistryUnavailable
 from ..observe.logs import get_logger
 from ..observe.metrics import Metrics
 from ..registry.redis import REDIS_FAILURES, Client, connect, disconnect, redact
-from .base import Check, Outcome, Verdict
+from .base import Check, Outcome, Verdict, counted
 from .local import LocalLimiter
 
 log = get_logger("apihub.ratelimit")
@@ -149,7 +149,7 @@ class RedisLimiter:
         if not self._available:
             self._available = True
             log.info("ratelimit_redis_recovered")
-        return Verdict(outcomes)
+        return counted(outcomes)
 
     async def peek(self, checks: Sequence[Check]) -> tuple[Outcome, ...]:
         try:

@@ -69,6 +69,7 @@ from redis.exceptions import RedisError, WatchError
 
 from ..config import Config, ConfigError, RegistryConfig
 from ..errors import RegistryUnavailable
+from ..jsonsafe import dumps
 from ..observe.logs import get_logger
 from ..tokens import TOKEN_PREFIX
 from .base import PutOutcome, Registry
@@ -277,7 +278,7 @@ class RegistryWriter:
         app_id = doc["id"]
         new_tokens, new_communities, new_actions = _index_of(doc)
         token_list = sorted(new_tokens)
-        raw = orjson.dumps(doc)
+        raw = dumps(doc)  # jsonsafe's: an integer past 64 bits, which the admin API reads exactly, too
 
         async def write(pipe: Any) -> tuple[PutOutcome, Change | None]:
             keys = self._keys
@@ -352,7 +353,7 @@ class RegistryWriter:
                 communities.remove(community)
             doc["communities"] = communities
             pipe.multi()
-            pipe.set(keys.app(app_id), orjson.dumps(doc))
+            pipe.set(keys.app(app_id), dumps(doc))
             if installed:
                 pipe.sadd(keys.community(community), app_id)
             else:

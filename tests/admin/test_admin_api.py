@@ -4,6 +4,8 @@ and a real redis-server, the file backend's read-only answers, and the
 
 from __future__ import annotations
 
+import json
+
 import hashlib
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -157,6 +159,23 @@ async def test_body_must_be_json(start_hubs: Any) -> None:
     await problem(r, 400, "invalid_json")
     r = await admin.put("/admin/v1/apps/a", headers={**AUTH, "Content-Type": "text/plain"}, data=b"{}")
     await problem(r, 415, "unsupported_media_type")
+
+
+@pytest.mark.parametrize("depth", [65, 254, 300, 900])
+async def test_a_manifest_nested_too_deep_is_invalid_json(start_hubs: Any, depth: int) -> None:
+    """The JSON rules of a call's body hold for a manifest: never a 500 where orjson cannot encode it back."""
+    _, admin = await start_hubs()
+    body = b'{"id": "a", "$comment": ' + b"[" * depth + b"]" * depth + b"}"
+    r = await admin.put("/admin/v1/apps/a", headers={**AUTH, "Content-Type": "application/json"}, data=body)
+    await problem(r, 400, "invalid_json")
+
+
+async def test_a_manifest_with_an_integer_past_64_bits_is_stored(start_hubs: Any) -> None:
+    _, admin = await start_hubs()
+    manifest = {**consumer_manifest(), "id": "big", "tokens": [], "$comment": 10**30}
+    r = await admin.put("/admin/v1/apps/big", headers={**AUTH, "Content-Type": "application/json"},
+                        data=json.dumps(manifest).encode())
+    assert r.status == 201, await r.text()
 
 
 async def test_token_held_by_another_app(start_hubs: Any) -> None:

@@ -146,6 +146,10 @@ async def test_admin_usage_and_healthz(make_hub: HubFactory, provider: Provider,
     ({"*": {"rate": "0/s"}}, "/limits/*/rate"),
     ({"*": {"rate": 10}}, "/limits/*/rate"),
     ({"*": {"burst": 3}}, "/limits/*/burst"),
+    # Counts are bounded where a structured header's integer is (15 digits).
+    ({"*": {"rate": "99999999999999999999/s"}}, "/limits/*/rate"),
+    ({"*": {"quota": "1000000000000000/day"}}, "/limits/*/quota"),
+    ({"*": {"rate": "1" + "0" * 5000 + "/s"}}, "/limits/*/rate"),
     ({"a/b": []}, "/limits/a~1b"),
     ([], "/limits"),
 ])
@@ -171,6 +175,16 @@ def test_quota_resets_at_the_utc_day() -> None:
     now[0] += 2.0
     verdict = limiter.hit_now(quota)
     assert verdict.refused is None and verdict.outcomes[0].remaining == 1
+
+
+def test_a_refused_call_leaves_what_remains_of_the_other_limits() -> None:
+    """All or none: the quota beside a refusing rate says what remains without the refused call."""
+    limiter = LocalLimiter(clock=lambda: 1000.0)
+    both = [Check("rate", "c:a:b:y", Rate(1, 60)), Check("quota", "c:a:b:y", Rate(5, 86400))]
+    assert [o.remaining for o in limiter.hit_now(both).outcomes] == [0, 4]
+    verdict = limiter.hit_now(both)
+    assert verdict.refused is not None and verdict.refused.check.kind == "rate"
+    assert verdict.outcomes[1].remaining == 4
 
 
 def test_rate_admits_a_burst_then_one_per_interval() -> None:

@@ -41,8 +41,10 @@ async def test_quota_resets_at_its_window_and_rate_is_gcra(redis_server: RedisSe
         # All or none: the refused rate leaves the quota beside it uncounted.
         both = [Check("rate", "c:a:s:y", Rate(1, 60)), Check("quota", "c:a:s:y", Rate(5, 86400))]
         assert (await limiter.hit(both)).refused is None
-        refused = (await limiter.hit(both)).refused
+        verdict = await limiter.hit(both)
+        refused = verdict.refused
         assert refused is not None and refused.check.kind == "rate" and refused.retry_s == pytest.approx(60)
+        assert verdict.outcomes[1].remaining == 4  # what remains, the refused call not counted
         assert [o.remaining for o in await limiter.peek(both)] == [0, 4]
         assert limiter.key(both[0]) == "{t:rl:c:a:s:y}:rate"
         assert redis_server.command(b"TYPE {t:rl:c:a:s:y}:quota").startswith(b"+hash")
