@@ -205,6 +205,36 @@ async def test_reference_lists_the_actions_expands_a_schema_and_follows_reloads(
     phone.assert_local()
 
 
+async def test_hostile_catalogue_data_stays_data_on_the_reference(hub: Hub, browse: Any) -> None:
+    """An action named to break out of the ready curl's quotes, and a `$ref`
+    to a name that is no valid percent-encoding: the curl, pasted in a
+    shell, only calls curl (with the reader's $TOKEN); the page renders."""
+    import subprocess
+
+    hostile = echo_action("@sh:x';touch$IFS$9PWNED;'", versions=(1,))
+    request = hostile["versions"]["1"]["request"]
+    request["definitions"]["a%zz"] = {"type": "object", "title": "odd name"}
+    request["properties"]["data"] = {"$ref": "#/definitions/a%zz"}
+    write_catalogue(hub.root, [hostile], [])
+    assert await hub.server.app[HUB].reload()
+    seen = await browse()
+    await seen.page.goto(f"{hub.url}/docs")
+    card = seen.page.locator("details.action", has=seen.page.locator(".aname", has_text="@sh:x"))
+    await card.locator("summary").first.click()
+    curl = await card.locator(".curl pre").text_content()
+    assert curl is not None
+    shell = subprocess.run(["bash", "-c", 'curl() { printf "%s\\n" "$@"; }; TOKEN=t0k COMMUNITY=c0m\n' + curl],
+                           capture_output=True, text=True, cwd=hub.root, timeout=10)
+    args = shell.stdout.splitlines()
+    assert args[3].endswith("/v1/services/call/@sh:x';touch$IFS$9PWNED;'/PROVIDER?version=1"), args
+    assert "Authorization: Bearer t0k" in args and "community-id: c0m" in args
+    assert not (hub.root / "PWNED").exists()
+    assert await card.locator(".name", has_text="data").count() >= 1
+    # Each value isolated for bidirectional text: a right-to-left override in one cannot reorder the next.
+    assert await card.locator(".aname").evaluate("e => getComputedStyle(e).unicodeBidi") == "isolate"
+    seen.assert_local()  # no script error either
+
+
 # ---- /admin/ --------------------------------------------------------------------------------
 
 async def test_console_refuses_a_wrong_token_then_shows_a_breaker_opening(hub: Hub, browse: Any) -> None:

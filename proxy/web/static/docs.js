@@ -11,12 +11,22 @@ function resolve(schema) {
   while (schema && typeof schema.$ref === "string" && schema.$ref.startsWith("#/") && seen++ < 32) {
     let target = doc;
     for (const part of schema.$ref.slice(2).split("/")) {
-      target = target && target[decodeURIComponent(part).replace(/~1/g, "/").replace(/~0/g, "~")];
+      target = target && target[decoded(part).replace(/~1/g, "/").replace(/~0/g, "~")];
     }
     if (!target) break;
     schema = Object.assign({}, target, ...Object.keys(schema).filter(k => k !== "$ref").map(k => ({[k]: schema[k]})));
   }
   return schema || {};
+}
+
+// A pointer token as written when it is no valid percent-encoding (`a%zz`):
+// the hub publishes such names as they are.
+function decoded(part) {
+  try {
+    return decodeURIComponent(part);
+  } catch (e) {
+    return part;
+  }
 }
 
 function typeOf(s) {
@@ -103,10 +113,17 @@ function copyButton(text) {
   return b;
 }
 
+// Single-quoted for a POSIX shell: an action name is catalogue data, and a
+// quote in it must not end the string (and run what follows) when pasted.
+function shellQuoted(text) {
+  return "'" + text.replace(/'/g, "'\\''") + "'";
+}
+
 function curlFor(path, versions) {
   const url = `${location.origin}${path.replace("{provider}", "PROVIDER")}?version=${versions[versions.length - 1]}`;
-  return `curl -sS -X POST '${url}' \\\n  -H 'Authorization: Bearer $TOKEN' \\\n  -H 'community-id: $COMMUNITY' \\\n` +
-         `  -H 'Content-Type: application/json' \\\n  -d '{"data": {}}'`;
+  // $TOKEN and $COMMUNITY in double quotes: the shell fills them in from the reader's variables.
+  return `curl -sS -X POST ${shellQuoted(url)} \\\n  -H "Authorization: Bearer $TOKEN" \\\n` +
+         `  -H "community-id: $COMMUNITY" \\\n  -H 'Content-Type: application/json' \\\n  -d '{"data": {}}'`;
 }
 
 function errorsTable(responses) {
