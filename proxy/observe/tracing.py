@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.propagators.textmap import Getter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
@@ -97,7 +98,7 @@ class Tracing:
     def start_call(self, method: str, route: str | None, headers: Mapping[str, str],
                    record: CallRecord) -> CallSpan:
         """The server span of a call, made current until its `finish`."""
-        parent = self._propagator.extract(headers)
+        parent = self._propagator.extract(headers, getter=_EVERY_VALUE)
         attributes: dict[str, Any] = {"http.request.method": method}
         if route is not None:
             attributes["http.route"] = route
@@ -191,3 +192,23 @@ def _url_attributes(url: str) -> dict[str, Any]:
         "server.port": port,
         "url.full": f"{parts.scheme}://{netloc}:{port}{parts.path or '/'}",
     }
+
+
+class _EveryValue(Getter[Mapping[str, str]]):
+    """A repeated header's values joined with commas (RFC 9110 §5.3), as W3C
+    Trace Context reads them: two `traceparent`s make an invalid one (a new
+    trace starts), two `tracestate`s one list. The default getter took the first."""
+
+    def get(self, carrier: Mapping[str, str], key: str) -> list[str] | None:
+        getall = getattr(carrier, "getall", None)
+        values = getall(key, None) if getall is not None else None
+        if values:
+            return [",".join(values)]
+        value = carrier.get(key)
+        return None if value is None else [value]
+
+    def keys(self, carrier: Mapping[str, str]) -> list[str]:
+        return list(carrier.keys())
+
+
+_EVERY_VALUE = _EveryValue()

@@ -331,3 +331,22 @@ async def test_tracing_off_exports_nothing_and_changes_no_header(
     await hub.close()
     await asyncio.sleep(0.6)  # longer than the export delay: a span would be there by now
     assert collector.spans == []
+
+
+async def test_repeated_trace_headers_are_read_as_one_list(
+        make_hub: HubFactory, provider: Provider, collector: Collector) -> None:
+    """RFC 9110 joins a repeated header's values: two traceparents are no valid
+    traceparent (a new trace starts), two tracestates are one list."""
+    hub = await make_hub(tracing=traced(collector))
+    other = f"00-{'1' * 32}-{'2' * 16}-01"
+    two = [*call_headers().items(), ("traceparent", f"00-{CONSUMER_TRACE}-{CONSUMER_SPAN}-01"),
+           ("traceparent", other)]
+    assert (await hub.post(CALL, json=BODY, headers=two)).status == 200
+    spans = await collector.wait(4)
+    (server,) = by_name(spans, "POST /v1/services/call/{action}/{provider}")
+    assert server.parent_id == "" and server.trace_id not in (CONSUMER_TRACE, "1" * 32)
+
+    states = [*call_headers().items(), ("traceparent", f"00-{CONSUMER_TRACE}-{CONSUMER_SPAN}-01"),
+              ("tracestate", "a=1"), ("tracestate", "b=2")]
+    assert (await hub.post(CALL, json=BODY, headers=states)).status == 200
+    assert provider.received[-1][0]["tracestate"] == "a=1,b=2"
