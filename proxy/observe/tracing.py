@@ -19,6 +19,7 @@ delays or fails a call.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
@@ -87,6 +88,7 @@ class Tracing:
         )
         if exporter is None:
             exporter = OTLPSpanExporter(endpoint=config.endpoint, timeout=EXPORT_TIMEOUT_S)
+            hide_endpoint(config.endpoint)
         self._processor = BatchSpanProcessor(
             exporter, max_queue_size=MAX_QUEUE_SPANS, max_export_batch_size=MAX_BATCH_SPANS,
             schedule_delay_millis=EXPORT_DELAY_MS,
@@ -212,3 +214,30 @@ class _EveryValue(Getter[Mapping[str, str]]):
 
 
 _EVERY_VALUE = _EveryValue()
+
+
+class _EndpointHidden(logging.Filter):
+    """The OTLP exporter's own warnings quote the URL it failed to reach, query
+    string included ("Max retries exceeded with url: /v1/traces?api_key=...");
+    the endpoint may carry credentials there or as user-info, and is never shown."""
+
+    def __init__(self, endpoint: str) -> None:
+        super().__init__()
+        parts = urlsplit(endpoint)
+        self._hidden = [part for part in (parts.query, parts.password, parts.username) if part]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self._hidden:
+            text = record.getMessage()
+            for part in self._hidden:
+                text = text.replace(part, "***")
+            record.msg, record.args = text, ()
+        return True
+
+
+def hide_endpoint(endpoint: str) -> None:
+    """One filter on the exporter's logger, for the endpoint configured last."""
+    logger = logging.getLogger(OTLPSpanExporter.__module__)
+    for old in [f for f in logger.filters if isinstance(f, _EndpointHidden)]:
+        logger.removeFilter(old)
+    logger.addFilter(_EndpointHidden(endpoint))

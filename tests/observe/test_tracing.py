@@ -350,3 +350,25 @@ async def test_repeated_trace_headers_are_read_as_one_list(
               ("tracestate", "a=1"), ("tracestate", "b=2")]
     assert (await hub.post(CALL, json=BODY, headers=states)).status == 200
     assert provider.received[-1][0]["tracestate"] == "a=1,b=2"
+
+
+def test_the_exporters_own_warnings_never_show_the_endpoints_credentials(log_sink: LogSink) -> None:
+    """The OTLP exporter quotes the URL it failed to reach, query string included."""
+    import logging
+
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    from proxy.config import TracingConfig
+    from proxy.observe.tracing import Tracing
+
+    tracing = Tracing(TracingConfig(enabled=True,
+                                    endpoint="http://user:PWSECRET1@127.0.0.1:9/v1/traces?api_key=QSECRET2"))
+    mark = log_sink.mark()
+    logging.getLogger(OTLPSpanExporter.__module__).warning(
+        "Transient error %s encountered while exporting spans batch",
+        "HTTPConnectionPool(host='127.0.0.1', port=9): Max retries exceeded with url: "
+        "/v1/traces?api_key=QSECRET2 (user PWSECRET1)")
+    text = str(log_sink.since(mark))
+    assert "Max retries exceeded" in text
+    assert "QSECRET2" not in text and "PWSECRET1" not in text
+    tracing.shutdown(1.0)
