@@ -24,19 +24,20 @@ from typing import Any, NamedTuple
 import orjson
 
 from ..jsonpointer import resolve_local
+from ..validation.drafts import draft_of
 
 # The JSON Schema type of the hub's value for each key.
 HUB_KEYS = {"context": "object", "secret": "string"}
 _ARTICLE = {"object": "an", "string": "a"}
 
 
-def refused_hub_key(schema: Any, draft: str) -> str | None:
-    """Why `schema` (of the named draft) refuses every body carrying the hub-owned keys, or None."""
+def refused_hub_key(schema: Any) -> str | None:
+    """Why `schema` (one that passed check_schema) refuses every body carrying the hub-owned keys, or None."""
     try:
         follow = not (isinstance(schema, dict) and b'"$id":' in orjson.dumps(schema))
     except orjson.JSONEncodeError:  # an integer past 64 bits somewhere: cannot look, do not follow
         follow = False
-    ref_alone = draft in ("draft-04", "draft-06", "draft-07")
+    ref_alone = draft_of(schema).ref_alone
     for key, kind in HUB_KEYS.items():
         why = _refuses(schema, _Walk(schema, key, kind, follow, ref_alone), set())
         if why is not None:

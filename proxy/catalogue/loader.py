@@ -233,8 +233,7 @@ def _build_action(spec: ActionSpec, compiler: SchemaCompiler,
             if compiled[side].fallback:
                 warnings.append(Problem(spec.source, f"/versions/{number}/{side}",
                                         f"{name} v{number} {side} schema: {compiled[side].fallback}"))
-        refuses = (refused_hub_key(version.request, compiled["request"].draft)
-                   if version.request is not None and "request" in compiled else None)
+        refuses = refused_hub_key(version.request) if "request" in compiled else None
         if refuses is not None:
             warnings.append(Problem(spec.source, f"/versions/{number}/request",
                                     f"{name} v{number} request schema {refuses}: every call will be "

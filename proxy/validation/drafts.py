@@ -38,6 +38,8 @@ class Draft:
     # `format` asserts (draft-04/06/07) or only annotates (2019-09, 2020-12:
     # unless `[catalogue] assert_formats`)
     asserts_formats: bool = True
+    # A `$ref` ignores the keywords beside it (draft-04/06/07); from 2019-09 they apply too.
+    ref_alone: bool = True
 
 
 _LATER_THAN_07 = frozenset({
@@ -53,9 +55,11 @@ _DRAFTS: dict[str, Draft] = {
                        _LATER_THAN_07 | {"if", "then", "else"}),
     "draft-07": Draft("draft-07", jsonschema.Draft7Validator, CodeGeneratorDraft07, _LATER_THAN_07),
     "2019-09": Draft("2019-09", jsonschema.Draft201909Validator, CodeGeneratorDraft2019,
-                     frozenset({"prefixItems", "$dynamicRef", "$dynamicAnchor"}), asserts_formats=False),
+                     frozenset({"prefixItems", "$dynamicRef", "$dynamicAnchor"}), asserts_formats=False,
+                     ref_alone=False),
     "2020-12": Draft("2020-12", jsonschema.Draft202012Validator, CodeGeneratorDraft2019,
-                     frozenset({"$recursiveRef", "$recursiveAnchor"}), asserts_formats=False),
+                     frozenset({"$recursiveRef", "$recursiveAnchor"}), asserts_formats=False,
+                     ref_alone=False),
 }
 # The meta-schema URIs `$schema` may name (without the empty fragment `#`,
 # with http or https): anything else would be a custom meta-schema, which
@@ -148,8 +152,8 @@ def _refs_reach_refs(schema: Any, raw: bytes) -> bool:
 def _ref_loop(schema: Any, *, ref_alone: bool) -> str | None:
     """The pointer of a subschema that applies itself again to the same
     instance location, whatever the instance (through `$ref`s within the
-    document and the applicators that always apply), or None. `ref_alone`: a `$ref` ignores its siblings
-    (draft-07 and before)."""
+    document and the applicators that always apply), or None (`ref_alone`:
+    Draft.ref_alone)."""
     def applied(node: dict[str, Any]) -> list[dict[str, Any]]:
         ref = node.get("$ref")
         targets = []
@@ -234,7 +238,7 @@ def check_schema(schema: Any) -> Draft:
         )
     raw = orjson.dumps(schema)
     if b'"$ref":' in raw and not _embeds_resources(schema, raw) and _refs_reach_refs(schema, raw):
-        loop = _ref_loop(schema, ref_alone=draft.name in ("draft-04", "draft-06", "draft-07"))
+        loop = _ref_loop(schema, ref_alone=draft.ref_alone)
         if loop is not None:
             raise SchemaError(loop, "a $ref loop that never reaches the instance's contents: "
                                     "validating anything would recurse forever")
