@@ -117,7 +117,9 @@ class _LazyCode:
         if self._decide is not None:
             return None
         if self._waiting is not None:
-            return self._waiting
+            # Each caller's own wait: a cancelled one (the consumer went away)
+            # must not cancel the generation the others wait for.
+            return asyncio.shield(self._waiting)
         cached = self._cached()
         if cached is not None:
             self._decide = cached
@@ -144,7 +146,7 @@ class _LazyCode:
             waiting.set_result(None)
 
         generating.add_done_callback(generated)
-        return waiting
+        return asyncio.shield(waiting)
 
     def _cached(self) -> Callable[[Any], Any] | None:
         if self._cache is not None:

@@ -42,9 +42,9 @@ async def test_a_large_schema_is_generated_in_a_thread_and_awaited(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     generated_in = watch(monkeypatch)
     compiled = fast.FastEngine(CodeCache(tmp_path)).compile(LARGE)
-    waiting = compiled.ready()
-    assert waiting is not None and compiled.ready() is waiting  # one generation for every caller
-    await asyncio.wait_for(waiting, 30)
+    waiting, again = compiled.ready(), compiled.ready()
+    assert waiting is not None and again is not None  # both wait for the one generation (counted below)
+    await asyncio.wait_for(asyncio.gather(waiting, again), 30)
     assert compiled.ready() is None
     assert generated_in == [generated_in[0]] and generated_in[0] != threading.main_thread().name
     assert list(tmp_path.rglob("*.code"))
@@ -97,3 +97,20 @@ async def test_a_hubs_first_calls_to_a_large_action_wait_for_its_code(make_hub: 
     assert single.status == 200 and fanned.status == 200, await single.text()
     assert {"path": "/data/ws", "message": "must match the pattern ^\\s$"} in (
         await problem(refused, 400, "invalid_request"))["errors"]
+
+
+async def test_a_waiter_cancelled_leaves_the_others_waiting(tmp_path: Path) -> None:
+    """A consumer that goes away while the code is generated cancels its own
+    wait, not the generation the other first calls are waiting for."""
+    compiled = fast.FastEngine(CodeCache(tmp_path)).compile(LARGE)
+
+    async def wait() -> None:
+        waiting = compiled.ready()
+        assert waiting is not None
+        await waiting
+
+    gone, staying = asyncio.ensure_future(wait()), asyncio.ensure_future(wait())
+    await asyncio.sleep(0)
+    gone.cancel()
+    await asyncio.wait_for(staying, 30)  # not cancelled with the other
+    assert compiled.ready() is None and compiled.validate(GOOD) == ()
