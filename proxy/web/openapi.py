@@ -44,6 +44,8 @@ from urllib.parse import quote
 
 import orjson
 from aiohttp import web
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import UndefinedTypeCheck
 
 from .. import __version__
 from ..catalogue import Action, Catalogue
@@ -572,13 +574,11 @@ def _drop_mistyped_default(node: dict[str, Any]) -> None:
 
 
 def _is_of_type(value: Any, kind: Any) -> bool:
-    if kind == "integer":
-        return isinstance(value, int) and not isinstance(value, bool) or (
-            isinstance(value, float) and value.is_integer())
-    python = {"null": type(None), "boolean": bool, "string": str, "array": list, "object": dict}.get(kind)
-    if kind == "number":
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    return python is not None and isinstance(value, python)
+    """JSON Schema's own type test (jsonschema's, for the converted 2020-12 node)."""
+    try:
+        return bool(Draft202012Validator.TYPE_CHECKER.is_type(value, kind))
+    except UndefinedTypeCheck:  # not a JSON Schema type name
+        return False
 
 
 def _subschemas(node: Any) -> Iterator[dict[str, Any]]:
