@@ -56,14 +56,21 @@ class Verdict:
         return max(refused, key=lambda o: o.retry_s) if refused else None
 
 
+def uncounted(outcome: Outcome) -> Outcome:
+    """An outcome worked out as if this call counted, with the call given
+    back: what remains without it, one more (a refusal stays as it is)."""
+    if not outcome.allowed:
+        return outcome
+    return Outcome(outcome.check, True, outcome.remaining + 1, outcome.reset_s, 0.0)
+
+
 def counted(outcomes: tuple[Outcome, ...]) -> Verdict:
     """The verdict of a hit whose outcomes say what remains *after* counting
     this call. When one refuses, none is counted: the others then say what
-    remains without it, one more."""
+    remains without it."""
     if all(o.allowed for o in outcomes):
         return Verdict(outcomes)
-    return Verdict(tuple(Outcome(o.check, True, o.remaining + 1, o.reset_s, 0.0) if o.allowed else o
-                         for o in outcomes))
+    return Verdict(tuple(uncounted(o) for o in outcomes))
 
 
 class Limiter(Protocol):

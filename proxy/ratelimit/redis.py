@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
@@ -33,7 +34,7 @@ from ..errors import RegistryUnavailable
 from ..observe.logs import get_logger
 from ..observe.metrics import Metrics
 from ..registry.redis import REDIS_FAILURES, Client, connect, disconnect, redact
-from .base import Check, Outcome, Verdict, counted
+from .base import Check, Outcome, Verdict, counted, uncounted
 from .local import LocalLimiter
 
 log = get_logger("apihub.ratelimit")
@@ -157,9 +158,9 @@ class RedisLimiter:
         except REDIS_FAILURES as exc:
             self._failed(exc)
             raise RegistryUnavailable("the rate-limit counters in Redis cannot be reached") from None
-        # The script answered as if counting one more call: give that one back.
-        return tuple(Outcome(o.check, o.allowed, o.remaining + 1 if o.allowed else 0, o.reset_s, 0.0)
-                     for o in outcomes)
+        # The script answered as if counting one more call: give that one back
+        # (a refusal's remaining is 0 and its retry not asked for here).
+        return tuple(replace(uncounted(o), retry_s=0.0) for o in outcomes)
 
     def health(self) -> dict[str, Any]:
         body: dict[str, Any] = {"backend": self.name, "status": "ok" if self._available else "unavailable",
