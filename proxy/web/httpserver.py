@@ -166,7 +166,7 @@ class HubRequestHandler(RequestHandler):
             new = self._request_count - count
             last = self._messages[-1][0] if self._messages else None
             if new > 1 or getattr(last, "version", None) is not HttpVersion11 or getattr(last, "upgrade", False):
-                self._refuse_versions(new)
+                self._screen_requests(new)
             if not awaiting_head and body is not None:
                 self._fail_body(body)
             self._head_done()
@@ -198,9 +198,9 @@ class HubRequestHandler(RequestHandler):
         self._hold(0)
         super().connection_lost(exc)
 
-    def _refuse_versions(self, new: int) -> None:
-        """The last `new` queued requests, where not HTTP/1.0 or 1.1, become
-        parse errors: answered 400 in their turn (handle_error), then closed.
+    def _screen_requests(self, new: int) -> None:
+        """The last `new` queued requests: one not HTTP/1.0 or 1.1 becomes a
+        parse error, answered 400 in its turn (handle_error), then closed.
         After a request asking for an upgrade (the hub serves none: it answers
         it as HTTP/1.1) the connection closes: aiohttp would parse what
         follows from a tail that never passes through here."""
